@@ -1,0 +1,261 @@
+// lstm_native._core: the thin pybind11 layer over the C++ core. It checks that each array is a numpy
+// array of the call's dtype, C-contiguous and aligned (never copying), allocates the outputs, releases the
+// GIL and calls the core; the core checks every shape. std::invalid_argument becomes ValueError.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lstm_native/lstm_native.hpp"
+
+namespace py = pybind11;
+using namespace lstm_native;
+
+namespace {
+
+std::vector<std::int64_t> shape_of(const py::array& a) {
+  return std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// numpy's dtype equality: same type and byte order.
+bool same_dtype(const py::dtype& a, const py::dtype& b) { return a.attr("__eq__")(b).cast<bool>(); }
+
+// The array behind `obj`, which must be a numpy array of dtype T, C-contiguous and aligned.
+template <class T>
+py::array checked_array(const char* name, const py::object& obj) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + ": expected a numpy array, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!same_dtype(a.dtype(), py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
+                         ", got " + std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": must be C-contiguous");
+  if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(std::string(name) + ": must be aligned");
+  return a;
+}
+
+// A read-only view of an optional argument (None: an empty view).
+template <class T>
+Tensor<const T> input(const char* name, const py::object& obj) {
+  if (obj.is_none()) return {};
+  py::array a = checked_array<T>(name, obj);
+  return Tensor<const T>(static_cast<const T*>(a.data()), shape_of(a));
+}
+
+template <class T>
+Tensor<const T> required_input(const char* name, const py::object& obj) {
+  if (obj.is_none()) throw py::type_error(std::string(name) + ": required, got None");
+  return input<T>(name, obj);
+}
+
+Tensor<const std::uint8_t> mask_input(const py::object& obj) {
+  if (!obj.is_none() && py::isinstance<py::array>(obj) &&
+      same_dtype(py::reinterpret_borrow<py::array>(obj).dtype(), py::dtype::of<bool>()))
+    return input<std::uint8_t>("mask", obj.attr("view")(py::dtype::of<std::uint8_t>()));
+  return input<std::uint8_t>("mask", obj);
+}
+
+// A new array of `shape` and a writable view of it.
+template <class T>
+std::pair<py::array_t<T>, Tensor<T>> output(const std::vector<std::int64_t>& shape) {
+  py::array_t<T> a(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return {a, Tensor<T>(a.mutable_data(), shape)};
+}
+
+struct Variant {
+  Peephole peephole;
+  OutputPeepholeSource source;
+};
+
+Variant parse_variant(const std::string& peephole, const std::string& source) {
+  return {parse_peephole(peephole), parse_output_peephole_source(source)};
+}
+
+template <class T>
+Weights<T> weights_of(const py::object& W, const py::object& U, const py::object& b, const py::object& p) {
+  return {required_input<T>("W", W), required_input<T>("U", U), input<T>("b", b), input<T>("p", p)};
+}
+
+template <class T>
+py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config,
+                       const py::object& h0, const py::object& c0, const py::object& mask, bool training) {
+  validate(config, weights);
+  const SequenceInput<T> in{required_input<T>("x", x_obj), input<T>("h0", h0), input<T>("c0", c0),
+                            mask_input(mask)};
+  const SequenceDims dims = sequence_dims(config, in.x.shape);
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
+  auto [y, y_view] = output<T>({B, time, H});
+  auto [h, h_view] = output<T>({B, H});
+  auto [c, c_view] = output<T>({B, H});
+  const SequenceOutput<T> out{y_view, h_view, c_view};
+  py::object workspace = py::none();
+  if (training) {
+    auto [ws, ws_view] = output<T>({training_workspace_size(config, B, time)});
+    const Workspace<T> work{ws_view.data, ws_view.numel()};
+    {
+      py::gil_scoped_release release;
+      forward_training(config, weights, in, out, work);
+    }
+    workspace = ws;
+  } else {
+    py::gil_scoped_release release;
+    forward_inference(config, weights, in, out);
+  }
+  return py::make_tuple(y, h, c, workspace);
+}
+
+template <class T>
+py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, const py::object& mask,
+                        const py::object& dy, const py::object& dh_n, const py::object& dc_n,
+                        const py::object& workspace_obj, std::int64_t batch, std::int64_t time) {
+  validate(config, weights);
+  const std::int64_t I = config.input_size, H = config.hidden_size;
+  const Tensor<const T> ws = required_input<T>("workspace", workspace_obj);
+  if (!py::reinterpret_borrow<py::array>(workspace_obj).writeable())
+    throw py::value_error("workspace: must be writable");
+  const Workspace<T> work{const_cast<T*>(ws.data), ws.numel()};
+  const OutputGradients<T> grad_out{input<T>("dy", dy), input<T>("dh_n", dh_n), input<T>("dc_n", dc_n)};
+  training_workspace_size(config, batch, time);  // checks batch and time before anything is allocated
+  auto [dx, dx_view] = output<T>({batch, time, I});
+  auto [dh0, dh0_view] = output<T>({batch, H});
+  auto [dc0, dc0_view] = output<T>({batch, H});
+  auto [dW, dW_view] = output<T>({I, 4 * H});
+  auto [dU, dU_view] = output<T>({H, 4 * H});
+  Gradients<T> grads{dx_view, dh0_view, dc0_view, dW_view, dU_view, {}, {}};
+  py::object db = py::none(), dp = py::none();
+  if (!weights.b.empty()) {
+    auto [array, view] = output<T>({4 * H});
+    grads.db = view;
+    db = array;
+  }
+  if (!weights.peephole.empty()) {
+    auto [array, view] = output<T>(weights.peephole.shape);
+    grads.dpeephole = view;
+    dp = array;
+  }
+  const Tensor<const std::uint8_t> mask_view = mask_input(mask);
+  {
+    py::gil_scoped_release release;
+    backward(config, weights, mask_view, batch, time, grad_out, work, grads);
+  }
+  return py::make_tuple(dx, dh0, dc0, dW, dU, db, dp);
+}
+
+template <class T>
+py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const py::object& x, const py::object& h,
+                    const py::object& c) {
+  validate(config, weights);
+  const Tensor<const T> x_view = required_input<T>("x", x);
+  if (x_view.shape.size() != 2)
+    throw py::value_error("x: expected shape [B, " + std::to_string(config.input_size) + "], got " +
+                          shape_to_string(x_view.shape));
+  const std::int64_t B = x_view.shape[0], H = config.hidden_size;
+  auto [h_new, h_view] = output<T>({B, H});
+  auto [c_new, c_view] = output<T>({B, H});
+  const Tensor<const T> h_prev = required_input<T>("h", h), c_prev = required_input<T>("c", c);
+  {
+    py::gil_scoped_release release;
+    forward_step(config, weights, x_view, h_prev, c_prev, h_view, c_view);
+  }
+  return py::make_tuple(h_new, c_new);
+}
+
+// Runs fn<float> or fn<double> by the dtype of W.
+template <class Fn>
+py::tuple by_dtype(const py::object& W, const Fn& fn) {
+  if (py::isinstance<py::array>(W)) {
+    const py::dtype dtype = py::reinterpret_borrow<py::array>(W).dtype();
+    if (same_dtype(dtype, py::dtype::of<float>())) return fn(float{});
+    if (same_dtype(dtype, py::dtype::of<double>())) return fn(double{});
+  }
+  throw py::type_error("W: expected a numpy array of dtype float32 or float64");
+}
+
+CellConfig config_of(const py::object& W, const py::object& U, const Variant& v, bool zero_output_for_mask) {
+  auto shape = [](const char* name, const py::object& obj) {
+    if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
+    return shape_of(py::reinterpret_borrow<py::array>(obj));
+  };
+  return config_from_shapes(shape("W", W), shape("U", U), v.peephole, v.source, zero_output_for_mask);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "lstm_native's native core: the peephole LSTM cell, forward and backward (see lstm_native.ops).";
+  m.attr("__version__") = LSTM_NATIVE_VERSION;
+  m.attr("with_cuda") = static_cast<bool>(LSTM_NATIVE_WITH_CUDA);
+  m.attr("with_openmp") = static_cast<bool>(LSTM_NATIVE_WITH_OPENMP);
+  m.def("cuda_device_count", []() { return 0; }, "Number of CUDA devices usable (0 in a CPU-only build).");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads used by later calls (n >= 1).");
+  m.def("get_num_threads", &get_num_threads, "Threads later calls will use.");
+
+  m.def(
+      "forward",
+      [](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
+         const py::object& h0, const py::object& c0, const py::object& mask, const std::string& peephole,
+         const std::string& output_peephole_source, bool zero_output_for_mask, bool training) {
+        const CellConfig config =
+            config_of(W, U, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
+        return by_dtype(W, [&](auto scalar) {
+          using T = decltype(scalar);
+          return forward_impl<T>(x, weights_of<T>(W, U, b, p), config, h0, c0, mask, training);
+        });
+      },
+      py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
+      py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
+      py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
+      py::arg("zero_output_for_mask") = false, py::arg("training") = false,
+      "Whole-sequence forward -> (y, h_n, c_n, workspace or None).");
+
+  m.def(
+      "backward",
+      [](const py::object& W, const py::object& U, const py::object& b, const py::object& p, const py::object& mask,
+         const py::object& dy, const py::object& dh_n, const py::object& dc_n, const py::object& workspace,
+         std::int64_t batch, std::int64_t time, const std::string& peephole, const std::string& output_peephole_source,
+         bool zero_output_for_mask) {
+        const CellConfig config =
+            config_of(W, U, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
+        return by_dtype(W, [&](auto scalar) {
+          using T = decltype(scalar);
+          return backward_impl<T>(weights_of<T>(W, U, b, p), config, mask, dy, dh_n, dc_n, workspace, batch, time);
+        });
+      },
+      py::kw_only(), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
+      py::arg("mask") = py::none(), py::arg("dy") = py::none(), py::arg("dh_n") = py::none(),
+      py::arg("dc_n") = py::none(), py::arg("workspace"), py::arg("batch"), py::arg("time"),
+      py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
+      py::arg("zero_output_for_mask") = false,
+      "Backward after forward(training=True) -> (dx, dh0, dc0, dW, dU, db or None, dp or None). "
+      "Consumes the workspace.");
+
+  m.def(
+      "step",
+      [](const py::object& x, const py::object& h, const py::object& c, const py::object& W, const py::object& U,
+         const py::object& b, const py::object& p, const std::string& peephole,
+         const std::string& output_peephole_source) {
+        const CellConfig config = config_of(W, U, parse_variant(peephole, output_peephole_source), false);
+        return by_dtype(W, [&](auto scalar) {
+          using T = decltype(scalar);
+          return step_impl<T>(weights_of<T>(W, U, b, p), config, x, h, c);
+        });
+      },
+      py::kw_only(), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(),
+      py::arg("p") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
+      "One inference step: x [B,I], h, c [B,H] -> (h, c).");
+
+  m.def(
+      "training_workspace_size",
+      [](std::int64_t batch, std::int64_t time, std::int64_t input_size, std::int64_t hidden_size) {
+        CellConfig config;
+        config.input_size = input_size;
+        config.hidden_size = hidden_size;
+        return training_workspace_size(config, batch, time);
+      },
+      py::arg("batch"), py::arg("time"), py::arg("input_size"), py::arg("hidden_size"),
+      "Elements of the training workspace for B sequences of T steps.");
+}

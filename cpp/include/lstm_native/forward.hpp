@@ -1,0 +1,69 @@
+// Forward passes: a whole sequence (inference or training) and a single step.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "lstm_native/cell.hpp"
+#include "lstm_native/tensor.hpp"
+
+namespace lstm_native {
+
+// The batch size B and sequence length T of a call.
+struct SequenceDims {
+  std::int64_t batch = 0, time = 0;
+};
+
+// B and T of an input x of shape x_shape, which must be [B,T,I] with B, T >= 1 and I = config.input_size
+// (std::invalid_argument naming x otherwise).
+SequenceDims sequence_dims(const CellConfig& config, const std::vector<std::int64_t>& x_shape);
+
+// What a forward pass reads besides the weights. All owned by the caller, read-only.
+template <class T>
+struct SequenceInput {
+  Tensor<const T> x;                // [B,T,I]
+  Tensor<const T> h0;               // [B,H]  optional initial hidden state (empty: zeros)
+  Tensor<const T> c0;               // [B,H]  optional initial cell state (empty: zeros)
+  Tensor<const std::uint8_t> mask;  // [B,T]  optional; nonzero = valid step (empty: all valid)
+};
+
+// What a forward pass writes. All owned by the caller; every element is overwritten.
+template <class T>
+struct SequenceOutput {
+  Tensor<T> y;    // [B,T,H]  h_t of every step (the carried h, or 0, at masked steps)
+  Tensor<T> h_n;  // [B,H]    optional: the final hidden state (the last valid step's, with a mask)
+  Tensor<T> c_n;  // [B,H]    optional: the final cell state
+};
+
+// The training workspace: memory the caller owns, sized by training_workspace_size(). forward_training
+// fills it with what backward needs; backward consumes it (overwrites its contents), so it supports
+// exactly one backward per forward_training. Its layout is private to the library.
+template <class T>
+struct Workspace {
+  T* data = nullptr;
+  std::int64_t size = 0;  // in elements of T
+};
+
+// Number of elements of T the training workspace needs for a batch of B sequences of T steps.
+// Throws std::invalid_argument if the count overflows.
+std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time);
+
+// Inference: runs the whole sequence and writes `out`. Allocates its own scratch memory.
+template <class T>
+void forward_inference(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                       const SequenceOutput<T>& out);
+
+// Training: as forward_inference, and fills `workspace` (size >= training_workspace_size(config, B, T))
+// for a later call to backward() with the same config, weights, batch, time and mask.
+template <class T>
+void forward_training(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                      const SequenceOutput<T>& out, const Workspace<T>& workspace);
+
+// One time step (inference), for streaming use:
+//   x [B,I], h_prev [B,H], c_prev [B,H] (both required)  ->  h [B,H], c [B,H].
+// Same cell as the sequence calls with T = 1; h and c must not alias h_prev and c_prev.
+template <class T>
+void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x,
+                  Tensor<const T> h_prev, Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c);
+
+}  // namespace lstm_native

@@ -1,0 +1,90 @@
+#include "lstm_native/cell.hpp"
+
+#include <stdexcept>
+
+namespace lstm_native {
+
+Peephole parse_peephole(const std::string& name) {
+  if (name == "none") return Peephole::None;
+  if (name == "diagonal") return Peephole::Diagonal;
+  if (name == "full") return Peephole::Full;
+  throw std::invalid_argument("peephole: expected \"none\", \"diagonal\" or \"full\", got \"" + name + "\"");
+}
+
+OutputPeepholeSource parse_output_peephole_source(const std::string& name) {
+  if (name == "current") return OutputPeepholeSource::Current;
+  if (name == "previous") return OutputPeepholeSource::Previous;
+  throw std::invalid_argument("output_peephole_source: expected \"current\" or \"previous\", got \"" + name +
+                              "\"");
+}
+
+const char* to_string(Peephole p) {
+  switch (p) {
+    case Peephole::None: return "none";
+    case Peephole::Diagonal: return "diagonal";
+    case Peephole::Full: return "full";
+  }
+  return "?";
+}
+
+const char* to_string(OutputPeepholeSource s) {
+  return s == OutputPeepholeSource::Current ? "current" : "previous";
+}
+
+CellConfig config_from_shapes(const std::vector<std::int64_t>& W_shape, const std::vector<std::int64_t>& U_shape,
+                              Peephole peephole, OutputPeepholeSource output_peephole_source,
+                              bool zero_output_for_mask) {
+  if (W_shape.size() != 2)
+    throw std::invalid_argument("W: expected shape [I, 4H], got " + shape_to_string(W_shape));
+  if (U_shape.size() != 2)
+    throw std::invalid_argument("U: expected shape [H, 4H], got " + shape_to_string(U_shape));
+  CellConfig config;
+  config.input_size = W_shape[0];
+  config.hidden_size = U_shape[0];
+  config.peephole = peephole;
+  config.output_peephole_source = output_peephole_source;
+  config.zero_output_for_mask = zero_output_for_mask;
+  return config;
+}
+
+void validate(const CellConfig& config) {
+  if (config.input_size < 1)
+    throw std::invalid_argument("input_size: expected I >= 1, got " + std::to_string(config.input_size));
+  if (config.hidden_size < 1)
+    throw std::invalid_argument("hidden_size: expected H >= 1, got " + std::to_string(config.hidden_size));
+}
+
+std::vector<std::int64_t> peephole_shape(const CellConfig& config) {
+  const std::int64_t H = config.hidden_size;
+  switch (config.peephole) {
+    case Peephole::Diagonal: return {3, H};
+    case Peephole::Full: return {3, H, H};
+    case Peephole::None: break;
+  }
+  return {};
+}
+
+template <class T>
+void validate(const CellConfig& config, const Weights<T>& weights) {
+  validate(config);
+  const std::int64_t I = config.input_size, H = config.hidden_size;
+  require_shape("W", weights.W, {I, 4 * H});
+  require_shape("U", weights.U, {H, 4 * H});
+  require_shape_or_empty("b", weights.b, {4 * H});
+  const std::vector<std::int64_t> p_shape = peephole_shape(config);
+  if (config.peephole == Peephole::None) {
+    if (!weights.peephole.empty())
+      throw std::invalid_argument("p: peephole weights given, but peephole is \"none\"");
+  } else if (weights.peephole.empty()) {
+    throw std::invalid_argument(std::string("p: required for peephole \"") + to_string(config.peephole) +
+                                "\", expected shape " + shape_to_string(p_shape));
+  } else if (weights.peephole.shape != p_shape) {
+    throw std::invalid_argument(std::string("p: expected shape ") + shape_to_string(p_shape) + " for peephole \"" +
+                                to_string(config.peephole) + "\", got " + shape_to_string(weights.peephole.shape));
+  }
+}
+
+template void validate<float>(const CellConfig&, const Weights<float>&);
+template void validate<double>(const CellConfig&, const Weights<double>&);
+
+}  // namespace lstm_native

@@ -1,0 +1,195 @@
+// Forward pass on the CPU (DESIGN.md §2): one GEMM x W over all steps, then per step one GEMM h_{t-1} U
+// (plus the peephole GEMMs c P_k for Peephole::Full) and one fused elementwise pass over the batch rows.
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "lstm_native/forward.hpp"
+#include "pointwise_cpu.hpp"
+#include "sequence_cpu.hpp"
+
+namespace lstm_native {
+namespace detail {
+namespace {
+
+// Where the per-step buffers live. Row b of step t's gates starts at gates + t*gate_step + b*gate_row.
+// State k (k = 0 is the initial state) lives at h + slot(k)*B*H; inference keeps only two slots.
+template <class T>
+struct ForwardBuffers {
+  T* gates;
+  std::int64_t gate_step, gate_row;
+  T* h;
+  T* c;
+  bool rolling_states;
+
+  std::int64_t slot(std::int64_t k) const { return rolling_states ? k % 2 : k; }
+};
+
+// gates [rows,4H] = x [rows,I] W + b.
+template <class T>
+void input_projection(const T* x, std::int64_t rows, const CellConfig& config, const Weights<T>& weights, T* gates) {
+  const std::int64_t I = config.input_size, G = 4 * config.hidden_size;
+  auto Z = matrix(gates, rows, G);
+  Z.noalias() = matrix(x, rows, I) * matrix(weights.W.data, I, G);
+  if (!weights.b.empty()) Z.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(weights.b.data, G);
+}
+
+template <class T>
+void initial_state(const Tensor<const T>& given, T* state, std::int64_t count) {
+  if (given.empty())
+    std::fill(state, state + count, T(0));
+  else
+    std::copy(given.data, given.data + count, state);
+}
+
+template <class T, Peephole kPeephole, OutputPeepholeSource kSource>
+void forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf) {
+  constexpr bool kDiagonal = kPeephole == Peephole::Diagonal;
+  constexpr bool kFull = kPeephole == Peephole::Full;
+  constexpr bool kCurrent = kSource == OutputPeepholeSource::Current;
+  // Only a full output peephole on c_t needs a GEMM between computing c_t and computing o_t.
+  constexpr bool kSplitPass = kFull && kCurrent;
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, BH = B * H;
+  const T* U = weights.U.data;
+  const T* p = weights.peephole.data;
+  const std::uint8_t* mask = in.mask.data;
+  auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
+
+  for (std::int64_t t = 0; t < time; ++t) {
+    T* gates = buf.gates + t * buf.gate_step;
+    const T* h_prev = buf.h + buf.slot(t) * BH;
+    const T* c_prev = buf.c + buf.slot(t) * BH;
+    T* h_cur = buf.h + buf.slot(t + 1) * BH;
+    T* c_cur = buf.c + buf.slot(t + 1) * BH;
+    auto Z = matrix(gates, B, 4 * H, buf.gate_row);
+    Z.noalias() += matrix(h_prev, B, H) * matrix(U, H, 4 * H);
+    if constexpr (kFull) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
+      const auto C_prev = matrix(c_prev, B, H);
+      Z.leftCols(H).noalias() += C_prev * peephole_matrix(0);
+      Z.middleCols(H, H).noalias() += C_prev * peephole_matrix(1);
+      if constexpr (!kCurrent) Z.rightCols(H).noalias() += C_prev * peephole_matrix(2);
+    }
+    auto cell = [&](std::int64_t b) {
+      T* c_row = c_cur + b * H;
+      if (valid_step(mask, b, t, time))
+        cell_forward_row<T, kDiagonal>(gates + b * buf.gate_row, c_prev + b * H, p, c_row, H);
+      else
+        std::copy(c_prev + b * H, c_prev + (b + 1) * H, c_row);
+    };
+    auto output = [&](std::int64_t b) {
+      T* h_row = h_cur + b * H;
+      T* y_row = out.y.data + (b * time + t) * H;
+      if (valid_step(mask, b, t, time)) {
+        const T* c_src = (kCurrent ? c_cur : c_prev) + b * H;
+        output_forward_row<T, kDiagonal>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, h_row, H);
+        std::copy(h_row, h_row + H, y_row);
+      } else {
+        std::copy(h_prev + b * H, h_prev + (b + 1) * H, h_row);
+        if (config.zero_output_for_mask)
+          std::fill(y_row, y_row + H, T(0));
+        else
+          std::copy(h_row, h_row + H, y_row);
+      }
+    };
+    if constexpr (kSplitPass) {
+      parallel_rows(B, cell);
+      Z.rightCols(H).noalias() += matrix(static_cast<const T*>(c_cur), B, H) * peephole_matrix(2);
+      parallel_rows(B, output);
+    } else {
+      parallel_rows(B, [&](std::int64_t b) {
+        cell(b);
+        output(b);
+      });
+    }
+  }
+  const std::int64_t last = buf.slot(time);
+  if (!out.h_n.empty()) std::copy(buf.h + last * BH, buf.h + (last + 1) * BH, out.h_n.data);
+  if (!out.c_n.empty()) std::copy(buf.c + last * BH, buf.c + (last + 1) * BH, out.c_n.data);
+}
+
+// Picks the compiled variant for the config.
+template <class T>
+void dispatch_forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                            const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf) {
+  const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
+  constexpr auto kCur = OutputPeepholeSource::Current;
+  constexpr auto kPrev = OutputPeepholeSource::Previous;
+  switch (config.peephole) {
+    case Peephole::None:  // the source does not matter without peepholes
+      return forward_steps<T, Peephole::None, kCur>(config, weights, in, out, dims, buf);
+    case Peephole::Diagonal:
+      return current ? forward_steps<T, Peephole::Diagonal, kCur>(config, weights, in, out, dims, buf)
+                     : forward_steps<T, Peephole::Diagonal, kPrev>(config, weights, in, out, dims, buf);
+    case Peephole::Full:
+      return current ? forward_steps<T, Peephole::Full, kCur>(config, weights, in, out, dims, buf)
+                     : forward_steps<T, Peephole::Full, kPrev>(config, weights, in, out, dims, buf);
+  }
+}
+
+}  // namespace
+
+}  // namespace detail
+
+template <class T>
+void forward_inference(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                       const SequenceOutput<T>& out) {
+  using namespace detail;
+  const SequenceDims dims = validate_forward(config, weights, in, out);
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
+  // Batch-first gates: row b of step t at (b*T + t)*4H, so x W needs no transpose.
+  std::vector<T> gates(static_cast<std::size_t>(workspace_sizes(config, B, time).gates));
+  std::vector<T> h(2 * B * H), c(2 * B * H);
+  input_projection(in.x.data, B * time, config, weights, gates.data());
+  initial_state(in.h0, h.data(), B * H);
+  initial_state(in.c0, c.data(), B * H);
+  const ForwardBuffers<T> buf{gates.data(), 4 * H, time * 4 * H, h.data(), c.data(), true};
+  dispatch_forward_steps(config, weights, in, out, dims, buf);
+}
+
+template <class T>
+void forward_training(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                      const SequenceOutput<T>& out, const Workspace<T>& workspace) {
+  using namespace detail;
+  const SequenceDims dims = validate_forward(config, weights, in, out);
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
+  const WorkspaceLayout<T> ws = workspace_layout(config, B, time, workspace);
+  swap_leading_axes(in.x.data, B, time, config.input_size, ws.x_tm);
+  input_projection(static_cast<const T*>(ws.x_tm), time * B, config, weights, ws.gates);
+  initial_state(in.h0, ws.h, B * H);
+  initial_state(in.c0, ws.c, B * H);
+  const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, false};
+  dispatch_forward_steps(config, weights, in, out, dims, buf);
+}
+
+template <class T>
+void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x, Tensor<const T> h_prev,
+                  Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c) {
+  validate(config);
+  const std::int64_t I = config.input_size, H = config.hidden_size;
+  if (x.empty() || x.shape.size() != 2 || x.shape[1] != I)
+    throw std::invalid_argument("x: expected shape [B, " + std::to_string(I) + "], got " +
+                                (x.empty() ? std::string("nothing") : shape_to_string(x.shape)));
+  const std::int64_t B = x.shape[0];
+  require_shape("h_prev", h_prev, {B, H});
+  require_shape("c_prev", c_prev, {B, H});
+  require_shape("h", h, {B, H});
+  require_shape("c", c, {B, H});
+  // A sequence of one step whose output y is h.
+  const SequenceInput<T> in{Tensor<const T>(x.data, {B, 1, I}), h_prev, c_prev, {}};
+  const SequenceOutput<T> out{Tensor<T>(h.data, {B, 1, H}), {}, c};
+  forward_inference(config, weights, in, out);
+}
+
+#define LSTM_NATIVE_INSTANTIATE_FORWARD(T)                                                                      \
+  template void forward_inference<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,            \
+                                     const SequenceOutput<T>&);                                                \
+  template void forward_training<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,             \
+                                    const SequenceOutput<T>&, const Workspace<T>&);                            \
+  template void forward_step<T>(const CellConfig&, const Weights<T>&, Tensor<const T>, Tensor<const T>,        \
+                                Tensor<const T>, Tensor<T>, Tensor<T>);
+LSTM_NATIVE_INSTANTIATE_FORWARD(float)
+LSTM_NATIVE_INSTANTIATE_FORWARD(double)
+#undef LSTM_NATIVE_INSTANTIATE_FORWARD
+
+}  // namespace lstm_native

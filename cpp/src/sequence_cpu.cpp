@@ -1,0 +1,121 @@
+#include "sequence_cpu.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace lstm_native {
+namespace detail {
+namespace {
+
+std::int64_t checked_product(std::initializer_list<std::int64_t> factors) {
+  std::int64_t product = 1;
+  for (std::int64_t f : factors) {
+    if (f != 0 && product > std::numeric_limits<std::int64_t>::max() / f)
+      throw std::invalid_argument("sizes: the workspace's element count overflows a 64-bit integer");
+    product *= f;
+  }
+  return product;
+}
+
+std::int64_t checked_sum(std::initializer_list<std::int64_t> terms) {
+  std::int64_t sum = 0;
+  for (std::int64_t term : terms) {
+    if (sum > std::numeric_limits<std::int64_t>::max() - term)
+      throw std::invalid_argument("sizes: the workspace's element count overflows a 64-bit integer");
+    sum += term;
+  }
+  return sum;
+}
+
+}  // namespace
+
+void require_positive(const char* what, std::int64_t value) {
+  if (value < 1) throw std::invalid_argument(std::string(what) + " must be >= 1, got " + std::to_string(value));
+}
+
+WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time) {
+  validate(config);
+  require_positive("batch (B)", batch);
+  require_positive("time (T)", time);
+  const std::int64_t I = config.input_size, H = config.hidden_size;
+  WorkspaceSizes sizes{};
+  sizes.x_tm = checked_product({time, batch, I});
+  sizes.gates = checked_product({time, batch, 4, H});
+  sizes.states = checked_product({checked_sum({time, 1}), batch, H});
+  sizes.total = checked_sum({sizes.x_tm, sizes.gates, sizes.states, sizes.states});
+  return sizes;
+}
+
+template <class T>
+WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,
+                                    const Workspace<T>& workspace) {
+  const WorkspaceSizes sizes = workspace_sizes(config, batch, time);
+  if (workspace.data == nullptr) throw std::invalid_argument("workspace: required");
+  if (workspace.size < sizes.total)
+    throw std::invalid_argument("workspace: expected at least " + std::to_string(sizes.total) + " elements, got " +
+                                std::to_string(workspace.size));
+  WorkspaceLayout<T> layout{};
+  layout.x_tm = workspace.data;
+  layout.gates = layout.x_tm + sizes.x_tm;
+  layout.h = layout.gates + sizes.gates;
+  layout.c = layout.h + sizes.states;
+  return layout;
+}
+
+template <class T>
+SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                              const SequenceOutput<T>& out) {
+  validate(config, weights);
+  if (in.x.empty()) throw std::invalid_argument("x: required");
+  const SequenceDims dims = sequence_dims(config, in.x.shape);
+  const std::int64_t H = config.hidden_size;
+  const std::int64_t B = dims.batch, T_ = dims.time;
+  require_shape_or_empty("h0", in.h0, {B, H});
+  require_shape_or_empty("c0", in.c0, {B, H});
+  require_shape_or_empty("mask", in.mask, {B, T_});
+  require_shape("y", out.y, {B, T_, H});
+  require_shape_or_empty("h_n", out.h_n, {B, H});
+  require_shape_or_empty("c_n", out.c_n, {B, H});
+  return dims;
+}
+
+template <class T>
+void swap_leading_axes(const T* src, std::int64_t d0, std::int64_t d1, std::int64_t width, T* dst) {
+  parallel_rows(d1, [&](std::int64_t j) {
+    for (std::int64_t i = 0; i < d0; ++i)
+      std::copy(src + (i * d1 + j) * width, src + (i * d1 + j + 1) * width, dst + (j * d0 + i) * width);
+  });
+}
+
+template void swap_leading_axes(const float*, std::int64_t, std::int64_t, std::int64_t, float*);
+template void swap_leading_axes(const double*, std::int64_t, std::int64_t, std::int64_t, double*);
+template WorkspaceLayout<float> workspace_layout(const CellConfig&, std::int64_t, std::int64_t,
+                                                 const Workspace<float>&);
+template WorkspaceLayout<double> workspace_layout(const CellConfig&, std::int64_t, std::int64_t,
+                                                  const Workspace<double>&);
+template SequenceDims validate_forward(const CellConfig&, const Weights<float>&, const SequenceInput<float>&,
+                                       const SequenceOutput<float>&);
+template SequenceDims validate_forward(const CellConfig&, const Weights<double>&, const SequenceInput<double>&,
+                                       const SequenceOutput<double>&);
+
+}  // namespace detail
+
+SequenceDims sequence_dims(const CellConfig& config, const std::vector<std::int64_t>& x_shape) {
+  validate(config);
+  const std::int64_t I = config.input_size;
+  if (x_shape.size() != 3 || x_shape[2] != I)
+    throw std::invalid_argument("x: expected shape [B, T, " + std::to_string(I) + "], got " +
+                                shape_to_string(x_shape));
+  const SequenceDims dims{x_shape[0], x_shape[1]};
+  detail::require_positive("x: batch size B", dims.batch);
+  detail::require_positive("x: sequence length T", dims.time);
+  return dims;
+}
+
+std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time) {
+  return detail::workspace_sizes(config, batch, time).total;
+}
+
+}  // namespace lstm_native

@@ -1,0 +1,23 @@
+"""lstm_native: a fast, honest peephole LSTM with a native C++ core.
+
+The functional API over the core is :mod:`lstm_native.ops`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import _core, ops
+from ._core import __version__, get_num_threads, with_cuda, with_openmp
+
+__all__ = ["__version__", "cmake_prefix", "get_num_threads", "ops", "set_num_threads", "with_cuda", "with_openmp"]
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the number of threads of later calls (n >= 1). OMP_NUM_THREADS sets the default."""
+    _core.set_num_threads(int(n))
+
+
+def cmake_prefix() -> str:
+    """The prefix to add to CMAKE_PREFIX_PATH for find_package(lstm_native) in a C++ project."""
+    return str(Path(__file__).resolve().parent)

@@ -1,0 +1,221 @@
+"""Functional API over the native core: one LSTM layer's forward and backward on numpy arrays.
+
+Shapes (B batch, T steps, I input size, H hidden size), all batch-first:
+
+    x  (B, T, I)    W (I, 4H)    U (H, 4H)    b (4H,)    gate blocks [i, f, g, o]
+    p  (3, H) for peephole="diagonal", (3, H, H) for "full", None for None; gates [i, f, o]
+    h0, c0 (B, H)   mask (B, T) bool (True = valid step)   lengths (B,) ints in [0, T]
+
+The cell is DESIGN.md section 1; ``lstm_native.lstm_native.hpp`` states it in full. Computation is float32
+or float64, taken from ``W``: every other float array must have the same dtype (``TypeError`` otherwise).
+Non-contiguous inputs are copied to contiguous ones here; the native module itself accepts only
+C-contiguous arrays and never copies.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "LSTMForward",
+    "LSTMGradients",
+    "ForwardContext",
+    "lstm_forward",
+    "lstm_backward",
+    "lstm_step",
+    "lengths_to_mask",
+]
+
+PEEPHOLES = ("diagonal", "full", None)
+OUTPUT_PEEPHOLE_SOURCES = ("current", "previous")
+
+
+class LSTMForward(NamedTuple):
+    """What :func:`lstm_forward` returns."""
+
+    y: np.ndarray  #: (B, T, H) the hidden state of every step
+    h: np.ndarray  #: (B, H) the final hidden state (of the last valid step, with a mask)
+    c: np.ndarray  #: (B, H) the final cell state
+    context: Optional["ForwardContext"]  #: what :func:`lstm_backward` needs; None unless training
+
+
+class LSTMGradients(NamedTuple):
+    """What :func:`lstm_backward` returns; ``db`` is None without a bias, ``dp`` None without peepholes."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dW: np.ndarray
+    dU: np.ndarray
+    db: Optional[np.ndarray]
+    dp: Optional[np.ndarray]
+
+
+class ForwardContext:
+    """The training workspace of one forward pass. Consumed by one call of :func:`lstm_backward`."""
+
+    __slots__ = ("_args", "_workspace", "batch", "time")
+
+    def __init__(self, args: dict, workspace: np.ndarray, batch: int, time: int):
+        self._args = args
+        self._workspace = workspace
+        self.batch = batch
+        self.time = time
+
+    @property
+    def consumed(self) -> bool:
+        return self._workspace is None
+
+
+def lengths_to_mask(lengths, time: int) -> np.ndarray:
+    """(B,) sequence lengths in [0, time] -> (B, time) bool mask of right-padded sequences."""
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1:
+        raise ValueError(f"lengths: expected shape (B,), got {lengths.shape}")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise TypeError(f"lengths: expected an integer array, got dtype {lengths.dtype}")
+    if lengths.size and (lengths.min() < 0 or lengths.max() > time):
+        raise ValueError(f"lengths: every length must lie in [0, {time}], got {lengths.min()}..{lengths.max()}")
+    return np.arange(time)[None, :] < lengths[:, None]
+
+
+def _float_array(name: str, value, dtype: np.dtype) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the dtype of W), got {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def _optional_float_array(name: str, value, dtype: np.dtype) -> Optional[np.ndarray]:
+    return None if value is None else _float_array(name, value, dtype)
+
+
+def _as_mask(mask, lengths, x: np.ndarray) -> Optional[np.ndarray]:
+    if mask is not None and lengths is not None:
+        raise ValueError("mask and lengths: give one or the other, not both")
+    if lengths is not None:
+        if x.ndim < 2:
+            raise ValueError(f"x: expected shape (B, T, I), got {x.shape}")
+        mask = lengths_to_mask(lengths, x.shape[1])
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        if not (np.issubdtype(mask.dtype, np.number)) or not np.isin(mask, (0, 1)).all():
+            raise ValueError("mask: expected a bool array or one of 0s and 1s")
+    return np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+def _check_variant(peephole, output_peephole_source) -> str:
+    if peephole not in PEEPHOLES:
+        raise ValueError(f"peephole: expected one of {PEEPHOLES}, got {peephole!r}")
+    if output_peephole_source not in OUTPUT_PEEPHOLE_SOURCES:
+        raise ValueError(
+            f"output_peephole_source: expected one of {OUTPUT_PEEPHOLE_SOURCES}, got {output_peephole_source!r}"
+        )
+    return "none" if peephole is None else peephole
+
+
+def lstm_forward(
+    x,
+    W,
+    U,
+    b=None,
+    p=None,
+    *,
+    peephole: Optional[str] = "diagonal",
+    output_peephole_source: str = "current",
+    h0=None,
+    c0=None,
+    mask=None,
+    lengths=None,
+    zero_output_for_mask: bool = False,
+    training: bool = False,
+) -> LSTMForward:
+    """Runs one LSTM layer over whole sequences.
+
+    At a masked step (mask False, or past a sequence's length) the state is carried unchanged and the
+    output is the carried h, or zero with ``zero_output_for_mask=True`` (as ONNX and PyTorch do).
+    With ``training=True`` the result's ``context`` holds what :func:`lstm_backward` needs.
+    """
+    kind = _check_variant(peephole, output_peephole_source)
+    W = np.asarray(W)
+    if W.dtype not in (np.float32, np.float64):
+        raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
+    dtype = W.dtype
+    args = dict(
+        W=np.ascontiguousarray(W),
+        U=_float_array("U", U, dtype),
+        b=_optional_float_array("b", b, dtype),
+        p=_optional_float_array("p", p, dtype),
+        peephole=kind,
+        output_peephole_source=output_peephole_source,
+        zero_output_for_mask=bool(zero_output_for_mask),
+    )
+    x = _float_array("x", x, dtype)
+    args["mask"] = _as_mask(mask, lengths, x)
+    h0 = _optional_float_array("h0", h0, dtype)
+    c0 = _optional_float_array("c0", c0, dtype)
+    y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), **args)
+    context = ForwardContext(args, workspace, x.shape[0], x.shape[1]) if training else None
+    return LSTMForward(y, h, c, context)
+
+
+def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGradients:
+    """Gradients of a loss w.r.t. x, h0, c0 and the parameters, given its gradients w.r.t. the outputs.
+
+    ``dy`` (B, T, H), ``dh`` and ``dc`` (B, H) are each optional (zero when omitted). Consumes
+    ``context``: a second call with the same context raises ``ValueError``.
+    """
+    if not isinstance(context, ForwardContext):
+        raise TypeError("context: expected the context of lstm_forward(..., training=True)")
+    if context.consumed:
+        raise ValueError("context: already consumed by an earlier lstm_backward call")
+    args = context._args
+    dtype = args["W"].dtype
+    workspace, context._workspace = context._workspace, None
+    grads = _core.backward(
+        dy=_optional_float_array("dy", dy, dtype),
+        dh_n=_optional_float_array("dh", dh, dtype),
+        dc_n=_optional_float_array("dc", dc, dtype),
+        workspace=workspace,
+        batch=context.batch,
+        time=context.time,
+        **args,
+    )
+    return LSTMGradients(*grads)
+
+
+def lstm_step(
+    x,
+    h,
+    c,
+    W,
+    U,
+    b=None,
+    p=None,
+    *,
+    peephole: Optional[str] = "diagonal",
+    output_peephole_source: str = "current",
+):
+    """One time step for streaming inference: x (B, I), h and c (B, H) -> (h, c) of the next step."""
+    kind = _check_variant(peephole, output_peephole_source)
+    W = np.asarray(W)
+    if W.dtype not in (np.float32, np.float64):
+        raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
+    dtype = W.dtype
+    return _core.step(
+        x=_float_array("x", x, dtype),
+        h=_float_array("h", h, dtype),
+        c=_float_array("c", c, dtype),
+        W=np.ascontiguousarray(W),
+        U=_float_array("U", U, dtype),
+        b=_optional_float_array("b", b, dtype),
+        p=_optional_float_array("p", p, dtype),
+        peephole=kind,
+        output_peephole_source=output_peephole_source,
+    )
