@@ -61,7 +61,8 @@ def to_onnx_weights(W, U, b, p):
 
 def test_gate_permutation_helper_moves_whole_blocks():
     ours = np.repeat(np.arange(4), 2)  # blocks i=0, f=1, g=2, o=3, each of size 2
-    assert permute_blocks(ours, OUR_GATES, ONNX_GATES, axis=0, rename=ONNX_NAME_OF).tolist() == [0, 0, 3, 3, 1, 1, 2, 2]
+    onnx_order = permute_blocks(ours, OUR_GATES, ONNX_GATES, axis=0, rename=ONNX_NAME_OF)
+    assert onnx_order.tolist() == [0, 0, 3, 3, 1, 1, 2, 2]
     assert permute_blocks(np.array([0, 1, 2]), OUR_PEEPHOLES, ONNX_PEEPHOLES, axis=0).tolist() == [0, 2, 1]
 
 
@@ -98,8 +99,9 @@ def random_problem(rng):
     def normal(*shape, scale=0.5):
         return (scale * rng.standard_normal(shape)).astype(np.float32)
 
-    return dict(x=normal(B, T, I), W=normal(I, 4 * H), U=normal(H, 4 * H), b=normal(4 * H), p=normal(3, H, scale=1.0),
-                h0=normal(B, H), c0=normal(B, H, scale=1.5), lengths=np.array([T, 2, T - 1, 1]))
+    return dict(x=normal(B, T, I), W=normal(I, 4 * H), U=normal(H, 4 * H), b=normal(4 * H),
+                p=normal(3, H, scale=1.0), h0=normal(B, H), c0=normal(B, H, scale=1.5),
+                lengths=np.array([T, 2, T - 1, 1]))  # one full, three shorter, unsorted
 
 
 def run_onnx(session, problem):
@@ -110,7 +112,7 @@ def run_onnx(session, problem):
         "sequence_lens": problem["lengths"].astype(np.int32),
         "initial_h": problem["h0"][None], "initial_c": problem["c0"][None],
     }
-    Y, Y_h, Y_c = session.run(["Y", "Y_h", "Y_c"], {k: np.ascontiguousarray(v, dtype=v.dtype) for k, v in feeds.items()})
+    Y, Y_h, Y_c = session.run(["Y", "Y_h", "Y_c"], {k: np.ascontiguousarray(v) for k, v in feeds.items()})
     return Y[:, 0].transpose(1, 0, 2), Y_h[0], Y_c[0]
 
 

@@ -1,4 +1,8 @@
-"""lstm_native.set_num_threads(1) against set_num_threads(2): forward and backward at a moderate size."""
+"""lstm_native.set_num_threads(1) against set_num_threads(2): forward and backward at a moderate size.
+
+Observed (OpenMP build, 2-core x86-64 CPU): every output and gradient is bitwise identical on 1 and 2 threads,
+for all six variants in float32 and float64, with a mask. The test holds the core to that.
+"""
 
 import numpy as np
 import pytest
@@ -27,6 +31,7 @@ def forward_and_backward(threads, variant, arrays, mask, cotangents):
     return out[:3] + tuple(lstm_backward(out.context, *cotangents))
 
 
+@pytest.mark.skipif(not lstm_native.with_openmp, reason="a build without OpenMP always runs on one thread")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_one_and_two_threads_agree(rng, variant, dtype, restore_threads):
     x, h0, c0 = random_inputs(rng, B, T, I, H, dtype)

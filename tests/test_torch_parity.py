@@ -66,6 +66,11 @@ def torch_lstm(W, U, biases, dtype):
     return lstm
 
 
+def linear_loss(outputs, upstream):
+    """sum(output * upstream): its gradient w.r.t. each output is that output's upstream gradient."""
+    return sum((output * torch.from_numpy(grad)).sum() for output, grad in zip(outputs, upstream))
+
+
 def leaf(array):
     return torch.tensor(array, requires_grad=True)
 
@@ -94,8 +99,7 @@ def test_full_sequences_match_torch(rng, dtype, bias):
     lstm = torch_lstm(W, U, biases, dtype)
     tx, th0, tc0 = leaf(x), leaf(h0), leaf(c0)
     ty, (th, tc) = lstm(tx, (th0[None], tc0[None]))
-    loss = (ty * torch.from_numpy(gy)).sum() + (th[0] * torch.from_numpy(gh)).sum() + (tc[0] * torch.from_numpy(gc)).sum()
-    loss.backward()
+    linear_loss((ty, th[0], tc[0]), (gy, gh, gc)).backward()
 
     assert_close("y", out.y, ty, dtype)
     assert_close("h_n", out.h, th[0], dtype)
@@ -118,7 +122,7 @@ def test_omitted_initial_state_is_zero_state_of_torch(rng, dtype):
     lstm = torch_lstm(W, U, biases, dtype)
     tx, th0, tc0 = leaf(x), leaf(np.zeros((B, H), dtype)), leaf(np.zeros((B, H), dtype))
     ty, (th, tc) = lstm(tx, (th0[None], tc0[None]))
-    (ty * torch.from_numpy(gy)).sum().backward()
+    linear_loss((ty,), (gy,)).backward()
 
     assert_close("y", out.y, ty, dtype)
     assert_close("h_n", out.h, th[0], dtype)
@@ -157,8 +161,7 @@ def test_variable_lengths_match_packed_sequences(rng, dtype, zero_output_for_mas
     ty, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_y, batch_first=True, total_length=T)
     if not zero_output_for_mask:
         ty = torch.where(torch.from_numpy(valid)[:, :, None], ty, th[0][:, None, :])
-    loss = (ty * torch.from_numpy(gy)).sum() + (th[0] * torch.from_numpy(gh)).sum() + (tc[0] * torch.from_numpy(gc)).sum()
-    loss.backward()
+    linear_loss((ty, th[0], tc[0]), (gy, gh, gc)).backward()
 
     if zero_output_for_mask:
         assert np.all(out.y[~valid] == 0), "padded outputs must be exactly 0 with zero_output_for_mask=True"

@@ -34,10 +34,12 @@ const char* to_string(OutputPeepholeSource s) {
 CellConfig config_from_shapes(const std::vector<std::int64_t>& W_shape, const std::vector<std::int64_t>& U_shape,
                               Peephole peephole, OutputPeepholeSource output_peephole_source,
                               bool zero_output_for_mask) {
-  if (W_shape.size() != 2)
-    throw std::invalid_argument("W: expected shape [I, 4H], got " + shape_to_string(W_shape));
-  if (U_shape.size() != 2)
-    throw std::invalid_argument("U: expected shape [H, 4H], got " + shape_to_string(U_shape));
+  // The messages blame the matrix whose own shape is wrong: U fixes H, then W must have 4H columns.
+  if (U_shape.size() != 2 || U_shape[0] < 1 || U_shape[1] != 4 * U_shape[0])
+    throw std::invalid_argument("U: expected shape [H, 4H] with H >= 1, got " + shape_to_string(U_shape));
+  if (W_shape.size() != 2 || W_shape[0] < 1)
+    throw std::invalid_argument("W: expected shape [I, " + std::to_string(U_shape[1]) + "] with I >= 1, got " +
+                                shape_to_string(W_shape));
   CellConfig config;
   config.input_size = W_shape[0];
   config.hidden_size = U_shape[0];

@@ -87,7 +87,7 @@ def _float_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} (the dtype of W), got {array.dtype}")
-    return np.ascontiguousarray(array)
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def _optional_float_array(name: str, value, dtype: np.dtype) -> Optional[np.ndarray]:
@@ -101,6 +101,8 @@ def _as_mask(mask, lengths, x: np.ndarray) -> Optional[np.ndarray]:
         if x.ndim < 2:
             raise ValueError(f"x: expected shape (B, T, I), got {x.shape}")
         mask = lengths_to_mask(lengths, x.shape[1])
+        if mask.shape[0] != x.shape[0]:
+            raise ValueError(f"lengths: expected shape ({x.shape[0]},), one length per sequence, got ({mask.shape[0]},)")
     if mask is None:
         return None
     mask = np.asarray(mask)
@@ -148,7 +150,7 @@ def lstm_forward(
         raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
     dtype = W.dtype
     args = dict(
-        W=np.ascontiguousarray(W),
+        W=_float_array("W", W, dtype),
         U=_float_array("U", U, dtype),
         b=_optional_float_array("b", b, dtype),
         p=_optional_float_array("p", p, dtype),
@@ -177,16 +179,16 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
         raise ValueError("context: already consumed by an earlier lstm_backward call")
     args = context._args
     dtype = args["W"].dtype
-    workspace, context._workspace = context._workspace, None
     grads = _core.backward(
         dy=_optional_float_array("dy", dy, dtype),
         dh_n=_optional_float_array("dh", dh, dtype),
         dc_n=_optional_float_array("dc", dc, dtype),
-        workspace=workspace,
+        workspace=context._workspace,
         batch=context.batch,
         time=context.time,
         **args,
     )
+    context._workspace = None  # spent: the core has overwritten it
     return LSTMGradients(*grads)
 
 
@@ -212,7 +214,7 @@ def lstm_step(
         x=_float_array("x", x, dtype),
         h=_float_array("h", h, dtype),
         c=_float_array("c", c, dtype),
-        W=np.ascontiguousarray(W),
+        W=_float_array("W", W, dtype),
         U=_float_array("U", U, dtype),
         b=_optional_float_array("b", b, dtype),
         p=_optional_float_array("p", p, dtype),

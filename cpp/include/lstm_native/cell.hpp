@@ -29,8 +29,8 @@ struct CellConfig {
   bool zero_output_for_mask = false;
 };
 
-// The config that weights of these shapes imply: I from W [I,4H], H from U [H,4H]. Checks only that both
-// are matrices; validate(config, weights) checks the rest.
+// The config that weights of these shapes imply: H from U [H,4H], I from W [I,4H]. Checks U's shape and
+// W's rank (std::invalid_argument naming U or W); validate(config, weights) checks the rest.
 CellConfig config_from_shapes(const std::vector<std::int64_t>& W_shape, const std::vector<std::int64_t>& U_shape,
                               Peephole peephole, OutputPeepholeSource output_peephole_source,
                               bool zero_output_for_mask);

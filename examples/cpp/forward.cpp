@@ -1,0 +1,40 @@
+// Runs one forward pass of a diagonal-peephole LSTM through the installed C++ API and prints the final
+// hidden state. The weights and inputs follow a formula, so that Python can recompute the same numbers
+// (tests/test_cpp_consumer.py does).
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include <lstm_native/lstm_native.hpp>
+
+// Deterministic, well-scaled values: 0.5 sin(seed + 0.37 k) for the k-th element.
+static std::vector<float> pattern(std::size_t n, float seed) {
+  std::vector<float> values(n);
+  for (std::size_t k = 0; k < n; ++k) values[k] = 0.5f * std::sin(seed + 0.37f * static_cast<float>(k));
+  return values;
+}
+
+int main() {
+  namespace ln = lstm_native;
+  const std::int64_t B = 2, T = 5, I = 3, H = 4;
+  ln::CellConfig config;
+  config.input_size = I;
+  config.hidden_size = H;
+  config.peephole = ln::Peephole::Diagonal;
+
+  const std::vector<float> x = pattern(B * T * I, 0.1f), W = pattern(I * 4 * H, 1.0f), U = pattern(H * 4 * H, 2.0f),
+                           b = pattern(4 * H, 3.0f), p = pattern(3 * H, 4.0f);
+  const ln::Weights<float> weights{{W.data(), {I, 4 * H}}, {U.data(), {H, 4 * H}}, {b.data(), {4 * H}},
+                                   {p.data(), {3, H}}};
+  std::vector<float> y(B * T * H), h(B * H), c(B * H);
+  try {
+    ln::forward_inference<float>(config, weights, {{x.data(), {B, T, I}}, {}, {}, {}},
+                                 {{y.data(), {B, T, H}}, {h.data(), {B, H}}, {c.data(), {B, H}}});
+  } catch (const std::invalid_argument& error) {
+    std::fprintf(stderr, "lstm_native: %s\n", error.what());
+    return 1;
+  }
+  std::printf("lstm_native %s, final h:\n", LSTM_NATIVE_VERSION);
+  for (float value : h) std::printf("%.9g\n", value);
+  return 0;
+}
