@@ -14,7 +14,7 @@ def test_quick_run_prints_a_row_per_variant():
     rows = {}
     for line in run.stdout.splitlines():
         if line.startswith("| small"):
-            config, peephole, mode, *numbers = (cell.strip() for cell in line.strip("|").split("|"))
+            _, peephole, mode, *numbers = (cell.strip() for cell in line.strip("|").split("|"))
             rows[peephole, mode] = numbers
     assert set(rows) == {(peephole, mode) for peephole in ("None", "diagonal") for mode in ("forward", "train")}
     for (peephole, mode), (seqs, seqs_range, gflops, gflops_range, percent) in rows.items():
