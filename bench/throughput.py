@@ -92,7 +92,8 @@ def numpy_blas(np) -> str:
     blas = next((info for info in threadpool_info() if info["user_api"] == "blas"), None)
     if blas is None:
         return "unknown (threadpoolctl found no BLAS)"
-    return f"{blas['internal_api']} {blas['version']}, {blas.get('architecture')} kernels, {blas['num_threads']} threads"
+    return (f"{blas['internal_api']} {blas['version']}, {blas.get('architecture')} kernels, "
+            f"{blas['num_threads']} thread(s)")
 
 
 def main():
@@ -114,7 +115,7 @@ def main():
 
     # The sgemm ceiling, measured first, before OpenMP threads of lstm_native may still spin on the cores.
     # numpy's BLAS (usually OpenBLAS) is not the Eigen GEMM lstm_native uses, so this is "what this machine
-    # gives a good sgemm", not an exact bound. OPENBLAS_CORETYPE, when set (it is on some of our machines),
+    # gives a good sgemm", not an exact bound. OPENBLAS_CORETYPE, when set (it may be, on our machines),
     # forces an older OpenBLAS kernel and slows numpy: the header prints it; we report what numpy gives.
     a, b = (rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32) for _ in range(2))
     out = np.empty_like(a)

@@ -34,95 +34,88 @@ void validate_backward(const CellConfig& config, const Weights<T>& weights, cons
                                 shape_to_string(grads.dpeephole.shape));
 }
 
-// Reverse-time sweep: turns the stored gates into dz for every step and returns ∂L/∂h_0, ∂L/∂c_0 in dh, dc.
-template <class T, Peephole kPeephole, OutputPeepholeSource kSource>
-void backward_steps(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
-                    std::int64_t time, const OutputGradients<T>& grad_out, const WorkspaceLayout<T>& ws,
-                    std::vector<T>& dh, std::vector<T>& dc) {
-  constexpr bool kDiagonal = kPeephole == Peephole::Diagonal;
-  constexpr bool kFull = kPeephole == Peephole::Full;
-  constexpr bool kCurrent = kSource == OutputPeepholeSource::Current;
-  constexpr bool kSplitPass = kFull && kCurrent;
-  const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H;
+// Reverse-time sweep over batch rows [first, last): turns the stored gates into dz for every step and leaves
+// ∂L/∂h_0, ∂L/∂c_0 of those rows in dh, dc (which come in holding ∂L/∂h_T, ∂L/∂c_T). dh_total and scratch
+// are [B,H] buffers of the caller's.
+template <class T, class V>
+void backward_rows(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
+                   std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, T* dh, T* dc, T* dh_total,
+                   T* scratch, std::int64_t first, std::int64_t last) {
+  const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, rows = last - first;
   const T* p = weights.peephole.data;
-  const T* dy = grad_out.dy.data;
+  const auto U = matrix(weights.U.data, H, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
-  // dh_total: ∂L/∂h_t of the step at hand (carried from t+1 plus dy_t); dh: ∂L/∂h_{t-1} coming out of it.
-  std::vector<T> dh_total(BH), scratch(BH);
-  if (!grad_out.dh_n.empty()) std::copy(grad_out.dh_n.data, grad_out.dh_n.data + BH, dh.begin());
-  if (!grad_out.dc_n.empty()) std::copy(grad_out.dc_n.data, grad_out.dc_n.data + BH, dc.begin());
+  auto dC = matrix(dc + first * H, rows, H);
 
   for (std::int64_t t = time - 1; t >= 0; --t) {
     T* gates = ws.gates + t * B * G;
     const T* c_prev = ws.c + t * BH;
     const T* c_cur = ws.c + (t + 1) * BH;
-    auto dZ = matrix(gates, B, G);
+    const auto dZ = matrix(static_cast<const T*>(gates) + first * G, rows, G);
+    // dh_total = ∂L/∂h_t: from step t+1 (dh) plus dy_t where the output is the state.
     auto output = [&](std::int64_t b) {
       const bool valid = valid_step(mask, b, t, time);
-      T* dh_row = dh_total.data() + b * H;
-      const T* dy_row = dy + (b * time + t) * H;
-      const bool output_is_state = valid || !config.zero_output_for_mask;
-      for (std::int64_t j = 0; j < H; ++j)
-        dh_row[j] = dh[b * H + j] + (dy != nullptr && output_is_state ? dy_row[j] : T(0));
+      T* dh_row = dh_total + b * H;
+      std::copy(dh + b * H, dh + (b + 1) * H, dh_row);
+      if (dy != nullptr && (valid || !config.zero_output_for_mask)) {
+        const T* dy_row = dy + (b * time + t) * H;
+        for (std::int64_t j = 0; j < H; ++j) dh_row[j] += dy_row[j];
+      }
       if (valid)
-        output_backward_row<T, kDiagonal && kCurrent>(gates + b * G, c_cur + b * H, dh_row, dc.data() + b * H, p,
-                                                      scratch.data() + b * H, H);
+        output_backward_row<T, V::diagonal && V::current>(gates + b * G, c_cur + b * H, dh_row, dc + b * H, p,
+                                                          scratch + b * H, H);
       else
         std::fill(gates + b * G, gates + (b + 1) * G, T(0));  // a carried state has no dz
     };
     auto cell = [&](std::int64_t b) {
       if (valid_step(mask, b, t, time))
-        cell_backward_row<T, kDiagonal, kDiagonal && !kCurrent>(gates + b * G, c_prev + b * H, dc.data() + b * H, p,
-                                                                scratch.data() + b * H, H);
+        cell_backward_row<T, V::diagonal, V::diagonal && !V::current>(gates + b * G, c_prev + b * H, dc + b * H, p,
+                                                                      scratch + b * H, H);
     };
-    if constexpr (kSplitPass) {
-      parallel_rows(B, output);
-      matrix(dc.data(), B, H).noalias() += dZ.rightCols(H) * peephole_matrix(2).transpose();
-      parallel_rows(B, cell);
+    if constexpr (V::split_pass) {
+      for (std::int64_t b = first; b < last; ++b) output(b);
+      dC.noalias() += dZ.rightCols(H) * peephole_matrix(kPeepO).transpose();
+      for (std::int64_t b = first; b < last; ++b) cell(b);
     } else {
-      parallel_rows(B, [&](std::int64_t b) {
+      for (std::int64_t b = first; b < last; ++b) {
         output(b);
         cell(b);
-      });
+      }
     }
-    if constexpr (kFull) {  // ∂L/∂c_{t-1} += dz_k P_kᵀ for the gates that peek at c_{t-1}
-      auto dC = matrix(dc.data(), B, H);
-      dC.noalias() += dZ.leftCols(H) * peephole_matrix(0).transpose();
-      dC.noalias() += dZ.middleCols(H, H) * peephole_matrix(1).transpose();
-      if constexpr (!kCurrent) dC.noalias() += dZ.rightCols(H) * peephole_matrix(2).transpose();
+    if constexpr (V::full) {  // ∂L/∂c_{t-1} += dz_k P_kᵀ for the gates that peek at c_{t-1}
+      dC.noalias() += dZ.leftCols(H) * peephole_matrix(kPeepI).transpose();
+      dC.noalias() += dZ.middleCols(H, H) * peephole_matrix(kPeepF).transpose();
+      if constexpr (!V::current) dC.noalias() += dZ.rightCols(H) * peephole_matrix(kPeepO).transpose();
     }
     // ∂L/∂h_{t-1} = dz_t Uᵀ; a masked row carried h_{t-1} unchanged, so its gradient passes straight through.
-    matrix(dh.data(), B, H).noalias() = dZ * matrix(weights.U.data, H, G).transpose();
-    if (mask != nullptr)
-      parallel_rows(B, [&](std::int64_t b) {
-        if (!valid_step(mask, b, t, time))
-          std::copy(dh_total.data() + b * H, dh_total.data() + (b + 1) * H, dh.data() + b * H);
-      });
+    matrix(dh + first * H, rows, H).noalias() = dZ * U.transpose();
+    for (std::int64_t b = first; b < last; ++b)
+      if (!valid_step(mask, b, t, time)) std::copy(dh_total + b * H, dh_total + (b + 1) * H, dh + b * H);
   }
 }
 
+// The reverse sweep over all batch rows, chunk by chunk in parallel, for the config's variant.
 template <class T>
-void dispatch_backward_steps(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask,
-                             std::int64_t B, std::int64_t time, const OutputGradients<T>& grad_out,
-                             const WorkspaceLayout<T>& ws, std::vector<T>& dh, std::vector<T>& dc) {
-  const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
-  constexpr auto kCur = OutputPeepholeSource::Current;
-  constexpr auto kPrev = OutputPeepholeSource::Previous;
-  switch (config.peephole) {
-    case Peephole::None:
-      return backward_steps<T, Peephole::None, kCur>(config, weights, mask, B, time, grad_out, ws, dh, dc);
-    case Peephole::Diagonal:
-      return current ? backward_steps<T, Peephole::Diagonal, kCur>(config, weights, mask, B, time, grad_out, ws, dh, dc)
-                     : backward_steps<T, Peephole::Diagonal, kPrev>(config, weights, mask, B, time, grad_out, ws, dh, dc);
-    case Peephole::Full:
-      return current ? backward_steps<T, Peephole::Full, kCur>(config, weights, mask, B, time, grad_out, ws, dh, dc)
-                     : backward_steps<T, Peephole::Full, kPrev>(config, weights, mask, B, time, grad_out, ws, dh, dc);
-  }
+void backward_steps(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
+                    std::int64_t time, const OutputGradients<T>& grad_out, const WorkspaceLayout<T>& ws,
+                    std::vector<T>& dh, std::vector<T>& dc) {
+  const std::int64_t BH = B * config.hidden_size;
+  if (!grad_out.dh_n.empty()) std::copy(grad_out.dh_n.data, grad_out.dh_n.data + BH, dh.begin());
+  if (!grad_out.dc_n.empty()) std::copy(grad_out.dc_n.data, grad_out.dc_n.data + BH, dc.begin());
+  std::vector<T> dh_total(BH), scratch(BH);
+  dispatch_variant(config, [&](auto variant) {
+    using V = decltype(variant);
+    parallel_chunks(B, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
+      backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, dh.data(), dc.data(),
+                          dh_total.data(), scratch.data(), first, last);
+    });
+  });
 }
 
 // The gradients that are sums over all steps, from dz of every step (rows t*B + b of dZ [T*B,4H]) and the
-// stored states: dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ, dp_k = Σ dz_k ⊙ c (diagonal) or cᵀ dz_k (full),
-// and dx = dZ Wᵀ, computed time-major into the spent x_tm buffer and transposed to batch-first.
+// stored states: dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ (by chunks of columns), dp_k = Σ dz_k ⊙ c
+// (diagonal) or cᵀ dz_k (full) (by chunks of units), and dx = dZ Wᵀ (by chunks of rows), computed
+// time-major into the spent x_tm buffer and transposed to batch-first.
 template <class T>
 void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std::int64_t B, std::int64_t time,
                         const WorkspaceLayout<T>& ws, const Gradients<T>& grads) {
@@ -134,25 +127,34 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   // The c the output gate peeks at: c_t, or c_{t-1}.
   const T* c_out = ws.c + (config.output_peephole_source == OutputPeepholeSource::Current ? B * H : 0);
   const auto C_out = matrix(c_out, rows, H);
-  if (!grads.dW.empty()) matrix(grads.dW.data, I, G).noalias() = X_tm.transpose() * dZ;
-  if (!grads.dU.empty()) matrix(grads.dU.data, H, G).noalias() = H_prev.transpose() * dZ;
-  if (!grads.db.empty()) matrix(grads.db.data, 1, G) = dZ.colwise().sum();
+
+  parallel_chunks(G, kReductionChunkColumns, [&](std::int64_t first, std::int64_t last) {
+    const std::int64_t n = last - first;
+    const auto dZ_cols = dZ.middleCols(first, n);
+    if (!grads.dW.empty()) matrix(grads.dW.data, I, G).middleCols(first, n).noalias() = X_tm.transpose() * dZ_cols;
+    if (!grads.dU.empty()) matrix(grads.dU.data, H, G).middleCols(first, n).noalias() = H_prev.transpose() * dZ_cols;
+    if (!grads.db.empty()) matrix(grads.db.data, 1, G).middleCols(first, n) = dZ_cols.colwise().sum();
+  });
   if (!grads.dpeephole.empty()) {
     T* dp = grads.dpeephole.data;
-    const auto dZ_i = dZ.leftCols(H), dZ_f = dZ.middleCols(H, H), dZ_o = dZ.rightCols(H);
-    if (config.peephole == Peephole::Diagonal) {
-      auto dP = matrix(dp, 3, H);
-      dP.row(kPeepI) = (dZ_i.array() * C_prev.array()).colwise().sum();
-      dP.row(kPeepF) = (dZ_f.array() * C_prev.array()).colwise().sum();
-      dP.row(kPeepO) = (dZ_o.array() * C_out.array()).colwise().sum();
-    } else {
-      matrix(dp + kPeepI * H * H, H, H).noalias() = C_prev.transpose() * dZ_i;
-      matrix(dp + kPeepF * H * H, H, H).noalias() = C_prev.transpose() * dZ_f;
-      matrix(dp + kPeepO * H * H, H, H).noalias() = C_out.transpose() * dZ_o;
-    }
+    parallel_chunks(H, kReductionChunkColumns, [&](std::int64_t first, std::int64_t last) {
+      const std::int64_t n = last - first;
+      for (std::int64_t k : {kPeepI, kPeepF, kPeepO}) {
+        const auto& C = k == kPeepO ? C_out : C_prev;
+        const auto dZ_k = dZ.middleCols(kPeepholeGate[k] * H + first, n);  // units [first, last) of gate k
+        if (config.peephole == Peephole::Diagonal)
+          matrix(dp + k * H, 1, H).middleCols(first, n) = (dZ_k.array() * C.middleCols(first, n).array()).colwise().sum();
+        else
+          matrix(dp + k * H * H, H, H).middleCols(first, n).noalias() = C.transpose() * dZ_k;
+      }
+    });
   }
   if (!grads.dx.empty()) {
-    matrix(ws.x_tm, rows, I).noalias() = dZ * matrix(weights.W.data, I, G).transpose();
+    auto dX_tm = matrix(ws.x_tm, rows, I);  // x_tm is spent: dW is done
+    const auto W = matrix(weights.W.data, I, G);
+    parallel_chunks(rows, kGemmChunkRows, [&](std::int64_t first, std::int64_t last) {
+      dX_tm.middleRows(first, last - first).noalias() = dZ.middleRows(first, last - first) * W.transpose();
+    });
     swap_leading_axes(static_cast<const T*>(ws.x_tm), time, B, I, grads.dx.data);
   }
 }
@@ -169,7 +171,7 @@ void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const 
   validate_backward(config, weights, mask, batch, time, grad_out, grads);
   const std::int64_t H = config.hidden_size, BH = batch * H;
   std::vector<T> dh(BH, T(0)), dc(BH, T(0));
-  dispatch_backward_steps(config, weights, mask.data, batch, time, grad_out, ws, dh, dc);
+  backward_steps(config, weights, mask.data, batch, time, grad_out, ws, dh, dc);
   if (!grads.dh0.empty()) std::copy(dh.begin(), dh.end(), grads.dh0.data);
   if (!grads.dc0.empty()) std::copy(dc.begin(), dc.end(), grads.dc0.data);
   sequence_gradients(config, weights, batch, time, ws, grads);

@@ -25,13 +25,18 @@ struct ForwardBuffers {
   std::int64_t slot(std::int64_t k) const { return rolling_states ? k % 2 : k; }
 };
 
-// gates [rows,4H] = x [rows,I] W + b.
+// gates [rows,4H] = x [rows,I] W + b, in chunks of rows.
 template <class T>
 void input_projection(const T* x, std::int64_t rows, const CellConfig& config, const Weights<T>& weights, T* gates) {
   const std::int64_t I = config.input_size, G = 4 * config.hidden_size;
+  const auto X = matrix(x, rows, I);
+  const auto W = matrix(weights.W.data, I, G);
   auto Z = matrix(gates, rows, G);
-  Z.noalias() = matrix(x, rows, I) * matrix(weights.W.data, I, G);
-  if (!weights.b.empty()) Z.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(weights.b.data, G);
+  parallel_chunks(rows, kGemmChunkRows, [&](std::int64_t first, std::int64_t last) {
+    auto Z_rows = Z.middleRows(first, last - first);
+    Z_rows.noalias() = X.middleRows(first, last - first) * W;
+    if (!weights.b.empty()) Z_rows.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(weights.b.data, G);
+  });
 }
 
 template <class T>
@@ -42,18 +47,17 @@ void initial_state(const Tensor<const T>& given, T* state, std::int64_t count) {
     std::copy(given.data, given.data + count, state);
 }
 
-template <class T, Peephole kPeephole, OutputPeepholeSource kSource>
-void forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf) {
-  constexpr bool kDiagonal = kPeephole == Peephole::Diagonal;
-  constexpr bool kFull = kPeephole == Peephole::Full;
-  constexpr bool kCurrent = kSource == OutputPeepholeSource::Current;
-  // Only a full output peephole on c_t needs a GEMM between computing c_t and computing o_t.
-  constexpr bool kSplitPass = kFull && kCurrent;
-  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, BH = B * H;
-  const T* U = weights.U.data;
+// The whole recurrence for batch rows [first, last): per step z += h_{t-1} U (and c P_k for full peepholes),
+// then the fused elementwise pass of each row.
+template <class T, class V>
+void forward_rows(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                  const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf, std::int64_t first,
+                  std::int64_t last) {
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H, BH = B * H;
+  const std::int64_t rows = last - first;
   const T* p = weights.peephole.data;
   const std::uint8_t* mask = in.mask.data;
+  const auto U = matrix(weights.U.data, H, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
 
   for (std::int64_t t = 0; t < time; ++t) {
@@ -62,18 +66,18 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
     const T* c_prev = buf.c + buf.slot(t) * BH;
     T* h_cur = buf.h + buf.slot(t + 1) * BH;
     T* c_cur = buf.c + buf.slot(t + 1) * BH;
-    auto Z = matrix(gates, B, 4 * H, buf.gate_row);
-    Z.noalias() += matrix(h_prev, B, H) * matrix(U, H, 4 * H);
-    if constexpr (kFull) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
-      const auto C_prev = matrix(c_prev, B, H);
-      Z.leftCols(H).noalias() += C_prev * peephole_matrix(0);
-      Z.middleCols(H, H).noalias() += C_prev * peephole_matrix(1);
-      if constexpr (!kCurrent) Z.rightCols(H).noalias() += C_prev * peephole_matrix(2);
+    auto Z = matrix(gates + first * buf.gate_row, rows, G, buf.gate_row);
+    Z.noalias() += matrix(h_prev + first * H, rows, H) * U;
+    if constexpr (V::full) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
+      const auto C_prev = matrix(c_prev + first * H, rows, H);
+      Z.leftCols(H).noalias() += C_prev * peephole_matrix(kPeepI);
+      Z.middleCols(H, H).noalias() += C_prev * peephole_matrix(kPeepF);
+      if constexpr (!V::current) Z.rightCols(H).noalias() += C_prev * peephole_matrix(kPeepO);
     }
     auto cell = [&](std::int64_t b) {
       T* c_row = c_cur + b * H;
       if (valid_step(mask, b, t, time))
-        cell_forward_row<T, kDiagonal>(gates + b * buf.gate_row, c_prev + b * H, p, c_row, H);
+        cell_forward_row<T, V::diagonal>(gates + b * buf.gate_row, c_prev + b * H, p, c_row, H);
       else
         std::copy(c_prev + b * H, c_prev + (b + 1) * H, c_row);
     };
@@ -81,8 +85,8 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
       T* h_row = h_cur + b * H;
       T* y_row = out.y.data + (b * time + t) * H;
       if (valid_step(mask, b, t, time)) {
-        const T* c_src = (kCurrent ? c_cur : c_prev) + b * H;
-        output_forward_row<T, kDiagonal>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, h_row, H);
+        const T* c_src = (V::current ? c_cur : c_prev) + b * H;
+        output_forward_row<T, V::diagonal>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, h_row, H);
         std::copy(h_row, h_row + H, y_row);
       } else {
         std::copy(h_prev + b * H, h_prev + (b + 1) * H, h_row);
@@ -92,39 +96,32 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
           std::copy(h_row, h_row + H, y_row);
       }
     };
-    if constexpr (kSplitPass) {
-      parallel_rows(B, cell);
-      Z.rightCols(H).noalias() += matrix(static_cast<const T*>(c_cur), B, H) * peephole_matrix(2);
-      parallel_rows(B, output);
+    if constexpr (V::split_pass) {
+      for (std::int64_t b = first; b < last; ++b) cell(b);
+      Z.rightCols(H).noalias() += matrix(static_cast<const T*>(c_cur) + first * H, rows, H) * peephole_matrix(kPeepO);
+      for (std::int64_t b = first; b < last; ++b) output(b);
     } else {
-      parallel_rows(B, [&](std::int64_t b) {
+      for (std::int64_t b = first; b < last; ++b) {
         cell(b);
         output(b);
-      });
+      }
     }
   }
-  const std::int64_t last = buf.slot(time);
-  if (!out.h_n.empty()) std::copy(buf.h + last * BH, buf.h + (last + 1) * BH, out.h_n.data);
-  if (!out.c_n.empty()) std::copy(buf.c + last * BH, buf.c + (last + 1) * BH, out.c_n.data);
+  const std::int64_t final_slot = buf.slot(time) * BH + first * H, count = rows * H;
+  if (!out.h_n.empty()) std::copy(buf.h + final_slot, buf.h + final_slot + count, out.h_n.data + first * H);
+  if (!out.c_n.empty()) std::copy(buf.c + final_slot, buf.c + final_slot + count, out.c_n.data + first * H);
 }
 
-// Picks the compiled variant for the config.
+// The recurrence over all batch rows, chunk by chunk in parallel, for the config's variant.
 template <class T>
-void dispatch_forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                            const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf) {
-  const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
-  constexpr auto kCur = OutputPeepholeSource::Current;
-  constexpr auto kPrev = OutputPeepholeSource::Previous;
-  switch (config.peephole) {
-    case Peephole::None:  // the source does not matter without peepholes
-      return forward_steps<T, Peephole::None, kCur>(config, weights, in, out, dims, buf);
-    case Peephole::Diagonal:
-      return current ? forward_steps<T, Peephole::Diagonal, kCur>(config, weights, in, out, dims, buf)
-                     : forward_steps<T, Peephole::Diagonal, kPrev>(config, weights, in, out, dims, buf);
-    case Peephole::Full:
-      return current ? forward_steps<T, Peephole::Full, kCur>(config, weights, in, out, dims, buf)
-                     : forward_steps<T, Peephole::Full, kPrev>(config, weights, in, out, dims, buf);
-  }
+void forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
+                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf) {
+  dispatch_variant(config, [&](auto variant) {
+    using V = decltype(variant);
+    parallel_chunks(dims.batch, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
+      forward_rows<T, V>(config, weights, in, out, dims, buf, first, last);
+    });
+  });
 }
 
 }  // namespace
@@ -144,7 +141,7 @@ void forward_inference(const CellConfig& config, const Weights<T>& weights, cons
   initial_state(in.h0, h.data(), B * H);
   initial_state(in.c0, c.data(), B * H);
   const ForwardBuffers<T> buf{gates.data(), 4 * H, time * 4 * H, h.data(), c.data(), true};
-  dispatch_forward_steps(config, weights, in, out, dims, buf);
+  forward_steps(config, weights, in, out, dims, buf);
 }
 
 template <class T>
@@ -159,7 +156,7 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
   initial_state(in.h0, ws.h, B * H);
   initial_state(in.c0, ws.c, B * H);
   const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, false};
-  dispatch_forward_steps(config, weights, in, out, dims, buf);
+  forward_steps(config, weights, in, out, dims, buf);
 }
 
 template <class T>

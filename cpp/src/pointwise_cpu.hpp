@@ -21,6 +21,8 @@ using ConstRowArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 // Blocks of a gate row, and of the peephole vector [p_i, p_f, p_o].
 enum Gate : std::int64_t { kI = 0, kF = 1, kG = 2, kO = 3 };
 enum PeepholeGate : std::int64_t { kPeepI = 0, kPeepF = 1, kPeepO = 2 };
+// The gate block each peephole feeds.
+constexpr std::int64_t kPeepholeGate[3] = {kI, kF, kO};
 
 template <class T>
 RowArray<T> block(T* row, std::int64_t k, std::int64_t H) {

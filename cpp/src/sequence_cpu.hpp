@@ -2,6 +2,7 @@
 // layout, the checks of a sequence call's arguments, and the parallel loop over batch rows.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #include "lstm_native/backward.hpp"
 #include "lstm_native/forward.hpp"
+#include "lstm_native/threads.hpp"
 
 namespace lstm_native::detail {
 
@@ -68,12 +70,53 @@ template <class T>
 SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
                               const SequenceOutput<T>& out);
 
-// Runs body(row) for every row in [0, rows) on the library's threads.
+// Threading. Eigen runs single-threaded (EIGEN_DONT_PARALLELIZE): its parallel GEMM busy-waits between
+// threads, which collapses when another process holds a core. The library splits work itself into chunks
+// whose bounds depend only on the problem's shape, never on the thread count, so every chunk computes the
+// same floating-point operations whatever the number of threads: results are bitwise identical for any
+// thread count.
+
+// Runs body(begin, end) over [0, count) cut into chunks of `chunk` items, the chunks spread over the
+// library's threads.
 template <class Body>
-void parallel_rows(std::int64_t rows, const Body& body) {
-  const int threads = Eigen::nbThreads();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && rows > 1)
-  for (std::int64_t row = 0; row < rows; ++row) body(row);
+void parallel_chunks(std::int64_t count, std::int64_t chunk, const Body& body) {
+  const std::int64_t chunks = (count + chunk - 1) / chunk;
+  const int threads = get_num_threads();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && chunks > 1)
+  for (std::int64_t k = 0; k < chunks; ++k) body(k * chunk, std::min(count, (k + 1) * chunk));
+}
+
+// Chunk sizes: rows of a large GEMM's output, columns of a reduction over all steps, and batch rows whose
+// whole recurrence one thread runs (batch rows are independent, so the recurrence needs no barrier; larger
+// chunks for larger H amortize the repacking of U that each chunk's per-step GEMM does).
+constexpr std::int64_t kGemmChunkRows = 256;
+constexpr std::int64_t kReductionChunkColumns = 64;
+inline std::int64_t recurrence_chunk_rows(std::int64_t hidden_size) { return hidden_size < 256 ? 16 : 32; }
+
+// The compile-time variant of the cell: peephole kind and the output peephole's source.
+template <Peephole kPeephole, OutputPeepholeSource kSource>
+struct Variant {
+  static constexpr bool diagonal = kPeephole == Peephole::Diagonal;
+  static constexpr bool full = kPeephole == Peephole::Full;
+  static constexpr bool current = kSource == OutputPeepholeSource::Current;
+  // Only a full output peephole on c_t needs a GEMM between computing c_t and computing o_t.
+  static constexpr bool split_pass = full && current;
+};
+
+// Calls fn(Variant<...>{}) for the config's variant.
+template <class Fn>
+void dispatch_variant(const CellConfig& config, const Fn& fn) {
+  constexpr auto kCur = OutputPeepholeSource::Current;
+  constexpr auto kPrev = OutputPeepholeSource::Previous;
+  const bool current = config.output_peephole_source == kCur;
+  switch (config.peephole) {
+    case Peephole::None:  // the source does not matter without peepholes
+      return fn(Variant<Peephole::None, kCur>{});
+    case Peephole::Diagonal:
+      return current ? fn(Variant<Peephole::Diagonal, kCur>{}) : fn(Variant<Peephole::Diagonal, kPrev>{});
+    case Peephole::Full:
+      return current ? fn(Variant<Peephole::Full, kCur>{}) : fn(Variant<Peephole::Full, kPrev>{});
+  }
 }
 
 // src [d0,d1,width] -> dst [d1,d0,width]: batch-first to time-major and back.
