@@ -1,0 +1,58 @@
+"""Type stubs of the native module lstm_native._core (cpp/bindings/module.cpp)."""
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+__version__: str
+with_cuda: bool
+with_openmp: bool
+
+def cuda_device_count() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def forward(
+    *,
+    x: np.ndarray,
+    W: np.ndarray,
+    U: np.ndarray,
+    b: Optional[np.ndarray] = None,
+    p: Optional[np.ndarray] = None,
+    h0: Optional[np.ndarray] = None,
+    c0: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
+    peephole: str = "diagonal",
+    output_peephole_source: str = "current",
+    zero_output_for_mask: bool = False,
+    training: bool = False,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]: ...
+def backward(
+    *,
+    W: np.ndarray,
+    U: np.ndarray,
+    b: Optional[np.ndarray] = None,
+    p: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
+    dy: Optional[np.ndarray] = None,
+    dh_n: Optional[np.ndarray] = None,
+    dc_n: Optional[np.ndarray] = None,
+    workspace: np.ndarray,
+    batch: int,
+    time: int,
+    peephole: str = "diagonal",
+    output_peephole_source: str = "current",
+    zero_output_for_mask: bool = False,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]: ...
+def step(
+    *,
+    x: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    W: np.ndarray,
+    U: np.ndarray,
+    b: Optional[np.ndarray] = None,
+    p: Optional[np.ndarray] = None,
+    peephole: str = "diagonal",
+    output_peephole_source: str = "current",
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def training_workspace_size(batch: int, time: int, input_size: int, hidden_size: int) -> int: ...
