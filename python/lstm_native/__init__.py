@@ -1,4 +1,7 @@
-"""lstm_native: a fast, honest peephole LSTM with a native C++ core.
+"""lstm_native: a fast, honest peephole LSTM with a native C++ core and a Keras-shaped API.
+
+    from lstm_native.models import Sequential
+    from lstm_native.layers import LSTM, Dense
 
 The functional API over the core is :mod:`lstm_native.ops`.
 """
@@ -7,10 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _core, ops
+from . import _core
+from . import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, ops, optimizers,
+               regularizers, utils)
 from ._core import __version__, get_num_threads, with_cuda, with_openmp
 
-__all__ = ["__version__", "cmake_prefix", "get_num_threads", "ops", "set_num_threads", "with_cuda", "with_openmp"]
+__all__ = [
+    "__version__", "activations", "callbacks", "cmake_prefix", "datasets", "get_num_threads", "initializers",
+    "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "set_num_threads", "utils",
+    "with_cuda", "with_openmp",
+]
 
 
 def set_num_threads(n: int) -> None:

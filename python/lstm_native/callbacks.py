@@ -1,0 +1,728 @@
+"""Training callbacks with Keras 3's hooks, arguments and behaviour.
+
+A callback reaches the model only through ``model.stop_training`` (bool), ``model.get_weights()`` /
+``model.set_weights(list of arrays)`` and ``model.optimizer.learning_rate`` (read and assigned).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import csv
+import math
+import os
+import sys
+import time
+import warnings
+from typing import Callable, Dict, Iterable, Optional
+
+import numpy as np
+
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "History",
+    "ProgbarLogger",
+    "Progbar",
+    "EarlyStopping",
+    "ReduceLROnPlateau",
+    "LearningRateScheduler",
+    "CSVLogger",
+    "TerminateOnNaN",
+    "LambdaCallback",
+]
+
+
+def _print(message: str, line_break: bool = True) -> None:
+    sys.stdout.write(message + ("\n" if line_break else ""))
+    sys.stdout.flush()
+
+
+def _pythonify_logs(logs: Optional[dict]) -> dict:
+    """Keras' ``pythonify_logs``: keys sorted, nested dicts flattened, values made floats where possible."""
+    result = {}
+    for key, value in sorted((logs or {}).items()):
+        if isinstance(value, dict):
+            result.update(_pythonify_logs(value))
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            pass
+        result[key] = value
+    return result
+
+
+class Callback:
+    """Base class of the callbacks: every hook does nothing.
+
+    Attributes:
+        model: the model being trained, evaluated or used for prediction (set by :meth:`set_model`).
+        params: dict of the run's parameters (``verbose``, ``epochs``, ``steps``), set by :meth:`set_params`.
+    """
+
+    def __init__(self):
+        self.params = None
+        self.model = None
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_batch_begin(self, batch, logs=None):
+        """Backwards-compatibility alias, called by :meth:`on_train_batch_begin`."""
+
+    def on_batch_end(self, batch, logs=None):
+        """Backwards-compatibility alias, called by :meth:`on_train_batch_end`."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of a training epoch (0-based ``epoch``)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of a training epoch; ``logs`` holds the epoch's metrics (``val_``-prefixed ones too)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after a training batch; ``logs`` holds the metrics aggregated over the epoch so far."""
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        """Called before a batch of ``evaluate`` (or of validation in ``fit``)."""
+
+    def on_test_batch_end(self, batch, logs=None):
+        """Called after a batch of ``evaluate`` (or of validation in ``fit``)."""
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        """Called before a batch of ``predict``."""
+
+    def on_predict_batch_end(self, batch, logs=None):
+        """Called after a batch of ``predict``."""
+
+    def on_train_begin(self, logs=None):
+        """Called at the start of ``fit``."""
+
+    def on_train_end(self, logs=None):
+        """Called at the end of ``fit`` with the last epoch's logs."""
+
+    def on_test_begin(self, logs=None):
+        """Called at the start of ``evaluate`` (or of validation)."""
+
+    def on_test_end(self, logs=None):
+        """Called at the end of ``evaluate`` (or of validation)."""
+
+    def on_predict_begin(self, logs=None):
+        """Called at the start of ``predict``."""
+
+    def on_predict_end(self, logs=None):
+        """Called at the end of ``predict``."""
+
+
+class CallbackList(Callback):
+    """Calls every hook of a list of callbacks, in order, with logs made Keras-like (sorted, floats).
+
+    Args:
+        callbacks: the callbacks.
+        add_history: append a :class:`History` unless the list has one; it becomes ``model.history``.
+        add_progbar: append a :class:`ProgbarLogger` unless the list has one.
+        model: set on every callback.
+        **params: given to every callback's ``set_params`` (``verbose``, ``epochs``, ``steps``).
+    """
+
+    def __init__(self, callbacks: Optional[Iterable[Callback]] = None, add_history: bool = False,
+                 add_progbar: bool = False, model=None, **params):
+        super().__init__()
+        self.callbacks = list(callbacks) if callbacks else []
+        self._history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
+        if self._history is None and add_history:
+            self._history = History()
+            self.callbacks.append(self._history)
+        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        self.set_model(model)
+        self.set_params(params)
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+        if params:
+            for callback in self.callbacks:
+                callback.set_params(params)
+
+    def set_model(self, model) -> None:
+        if model is None:
+            return
+        super().set_model(model)
+        if self._history:
+            model.history = self._history
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def _call(self, hook: str, *args, logs=None) -> None:
+        logs = _pythonify_logs(logs)
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        self._call("on_batch_begin", batch, logs=logs)
+
+    def on_batch_end(self, batch, logs=None):
+        self._call("on_batch_end", batch, logs=logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs=logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs=logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs=logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs=logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs=logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs=logs)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs=logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs=logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs=logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs=logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs=logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs=logs)
+
+
+class History(Callback):
+    """Records the logs of every epoch: ``history[metric]`` is the list of its values, ``epoch`` the epochs'
+    indices. It is the model's ``history`` attribute (``fit`` returns it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: Dict[str, list] = {}
+        self.epoch: list = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+        self.model.history = self
+
+
+# ------------------------------------------------------------------------------------------------ progress bar
+
+class Progbar:
+    """Keras 3's progress bar (``keras.utils.Progbar``), every metric shown as given.
+
+    ``verbose=1``: on a terminal (``sys.stdout.isatty()``, or in Jupyter) the bar
+    ``n/N ━━━━━━━━━━━━━━━━━━━━ ETA per-step - metric: value ...`` is redrawn in place, Keras' exact bytes;
+    elsewhere (a log file, a pipe) only the final line of each bar is written, without colours.
+    ``verbose=2``: the final line ``n/N - elapsed - per-step - metric: value ...`` only.
+    """
+
+    def __init__(self, target: Optional[int], width: int = 20, verbose: int = 1, interval: float = 0.05,
+                 unit_name: str = "step"):
+        self.target = target
+        self.width = width
+        self.verbose = verbose
+        self.interval = interval
+        self.unit_name = unit_name
+        self._dynamic_display = (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()) or "ipykernel" in sys.modules
+        self._values: Dict[str, object] = {}
+        self._start = time.time()
+        self._last_update = 0.0
+        self._time_after_first_step = None
+        self._prev_total_width = 0
+
+    def update(self, current: int, values=None, finalize: Optional[bool] = None) -> None:
+        """Shows step ``current`` with ``values`` (a list of ``(name, value)``)."""
+        if finalize is None:
+            finalize = self.target is not None and current >= self.target
+        for key, value in values or []:
+            self._values[key] = value
+        now = time.time()
+        time_per_unit = self._estimate_step_duration(current, now)
+        if self.verbose == 1:
+            if now - self._last_update < self.interval and not finalize:
+                return
+            if self._dynamic_display:
+                _print(self._bar_line(current, finalize, now, time_per_unit), line_break=False)
+            elif finalize:
+                _print(self._bar_line(current, finalize, now, time_per_unit, colour=False))
+        elif self.verbose == 2 and finalize and self.target is not None and self.target > 0:
+            count = f"%{int(math.log10(self.target)) + 1}d/%d" % (current, self.target)
+            info = f"{count} - {now - self._start:.0f}s -{self._format_time(time_per_unit)}"
+            _print(info + self._metrics_text(verbose2=True))
+        self._last_update = now
+
+    def _bar_line(self, current, finalize, now, time_per_unit, colour=True) -> str:
+        def bold(text):
+            return f"\x1b[1m{text}\x1b[0m" if colour else text
+
+        special_char_len = 0
+        if self.target is not None and self.target > 0:
+            bar = bold(f"%{int(math.log10(self.target)) + 1}d/%d" % (current, self.target)) + " "
+            prog_width = int(self.width * float(current) / self.target)
+            if prog_width > 0:
+                bar += f"\33[32m{'━' * prog_width}\x1b[0m" if colour else "━" * prog_width
+                special_char_len += 9
+            bar += f"\33[37m{'━' * (self.width - prog_width)}\x1b[0m" if colour else "━" * (self.width - prog_width)
+            special_char_len += 17
+        else:
+            bar = "%7d/Unknown" % current
+        if self.target is not None and self.target > 0 and not finalize:
+            info = " " + bold(self._format_eta(time_per_unit * (self.target - current)))
+        else:
+            info = " " + bold(f"{now - self._start:.0f}s")
+        special_char_len += 8
+        info += self._format_time(time_per_unit) + self._metrics_text(verbose2=False)
+        if not colour:
+            return bar + info
+        total_width = len(bar) + len(info) - special_char_len
+        message = "\b" * self._prev_total_width + "\r" + bar + info
+        if self._prev_total_width > total_width:
+            message += " " * (self._prev_total_width - total_width)
+        self._prev_total_width = total_width
+        return message + ("\n" if finalize else "")
+
+    def _metrics_text(self, verbose2: bool) -> str:
+        text = ""
+        for key, value in self._values.items():
+            avg = value if isinstance(value, float) else np.mean(value)
+            # Keras compares the signed value on the verbose=2 line and its magnitude on the bar.
+            text += f" - {key}: {avg:.4f}" if (avg if verbose2 else abs(avg)) > 1e-3 else f" - {key}: {avg:.4e}"
+        return text
+
+    @staticmethod
+    def _format_eta(eta: float) -> str:
+        if eta > 3600:
+            return "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+        if eta > 60:
+            return "%d:%02d" % (eta // 60, eta % 60)
+        return "%ds" % eta
+
+    def _format_time(self, time_per_unit: float) -> str:
+        if time_per_unit >= 1 or time_per_unit == 0:
+            return f" {time_per_unit:.0f}s/{self.unit_name}"
+        if time_per_unit >= 1e-3:
+            return f" {time_per_unit * 1000.0:.0f}ms/{self.unit_name}"
+        return f" {time_per_unit * 1000000.0:.0f}us/{self.unit_name}"
+
+    def _estimate_step_duration(self, current: int, now: float) -> float:
+        """Seconds per step, leaving the (unrepresentative) first step out once there are more."""
+        if not current:
+            return 0
+        if self._time_after_first_step is not None and current > 1:
+            time_per_unit = (now - self._time_after_first_step) / (current - 1)
+        else:
+            time_per_unit = (now - self._start) / current
+        if current == 1:
+            self._time_after_first_step = now
+        return time_per_unit
+
+
+class ProgbarLogger(Callback):
+    """Prints the progress of ``fit``, ``evaluate`` and ``predict`` (a :class:`Progbar` per epoch or run);
+    ``params["verbose"]`` picks the bar (1, "auto") or one line per epoch (2). Validation inside ``fit`` is
+    silent. ``CallbackList(add_progbar=True)`` adds one."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+        self.progbar = None
+        self.target = None
+        self.verbose = 1
+        self.epochs = 1
+        self._called_in_fit = False
+
+    def set_params(self, params):
+        super().set_params(params)
+        verbose = params["verbose"]
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params["epochs"]
+        self.target = params["steps"]
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._reset_progbar()
+            self._maybe_init_progbar()
+
+    def on_predict_begin(self, logs=None):
+        self._reset_progbar()
+        self._maybe_init_progbar()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset_progbar()
+        self._maybe_init_progbar()
+        if self.verbose and self.epochs > 1:
+            _print(f"Epoch {epoch + 1}/{self.epochs}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update_progbar(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._finalize_progbar(logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finalize_progbar(logs)
+
+    def on_predict_end(self, logs=None):
+        self._finalize_progbar(logs)
+
+    def _reset_progbar(self):
+        self.seen = 0
+        self.progbar = None
+
+    def _maybe_init_progbar(self):
+        if self.progbar is None:
+            self.progbar = Progbar(target=self.target, verbose=self.verbose, unit_name="step")
+
+    def _update_progbar(self, batch, logs):
+        self._maybe_init_progbar()
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+
+    def _finalize_progbar(self, logs):
+        if self.target is None:
+            self.target = self.seen
+            self.progbar.target = self.target
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
+
+
+# ------------------------------------------------------------------------------------------------ monitors
+
+# Keras 3 takes a monitored metric's direction ("auto" mode) from the model's metric objects; here it comes
+# from the name: the metrics that Keras marks as improving upwards, everything ending in "loss" downwards.
+_METRICS_UP = frozenset({
+    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision", "recall",
+    "f1_score", "fbeta_score", "r2_score", "cosine_similarity", "iou", "mean_iou",
+    "pearson_correlation", "concordance_correlation",
+})
+_METRICS_DOWN = frozenset({
+    "mse", "mae", "mape", "msle", "mean_squared_error", "mean_absolute_error",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "root_mean_squared_error",
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "hinge",
+    "squared_hinge", "categorical_hinge", "kl_divergence", "poisson", "log_cosh_error",
+})
+
+
+class _MonitorCallback(Callback):
+    """Keras' ``MonitorCallback``: which way the monitored quantity improves, and by how much it must."""
+
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.best = baseline
+        self.min_delta = abs(min_delta)
+        self.monitor_op = None
+
+    def _set_monitor_op(self) -> None:
+        if self.mode == "min":
+            self.monitor_op = np.less
+        elif self.mode == "max":
+            self.monitor_op = np.greater
+        else:
+            metric_name = self.monitor.removeprefix("val_")
+            if metric_name.endswith("loss") or metric_name in _METRICS_DOWN:
+                self.monitor_op = np.less
+            elif metric_name in _METRICS_UP:
+                self.monitor_op = np.greater
+            else:
+                raise ValueError(
+                    f"{type(self).__name__} callback received monitor={self.monitor}, but it isn't possible to "
+                    "automatically determine whether that metric should be maximized or minimized. Pass "
+                    "`mode='max'` in order to monitor based on the highest metric value, or pass `mode='min'` "
+                    "in order to use the lowest value."
+                )
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+
+    def _is_improvement(self, monitor_value, reference_value) -> bool:
+        if reference_value is None:
+            return True
+        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+
+
+class EarlyStopping(_MonitorCallback):
+    """Stops training (``model.stop_training = True``) once ``monitor`` has not improved by more than
+    ``min_delta`` for ``patience`` epochs, counting from epoch ``start_from_epoch``.
+
+    ``baseline``: training also stops if ``monitor`` does not beat this value within ``patience`` epochs.
+    ``restore_best_weights``: at the end of training, set the weights of the best epoch (of the epochs
+    monitored) back into the model. ``stopped_epoch``, ``best``, ``best_epoch`` tell what happened.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta=min_delta)
+        self.patience = patience
+        self.verbose = verbose
+        self.baseline = baseline
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.restore_best_weights = restore_best_weights
+        self.best_weights = None
+        self.start_from_epoch = start_from_epoch
+        self.best_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = self.get_monitor_value(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            # The wait restarts only when the value beats both the previous best and the baseline.
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            _print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                _print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+    def get_monitor_value(self, logs):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+                          f"Available metrics are: {','.join(logs)}", stacklevel=2)
+        return value
+
+
+class ReduceLROnPlateau(_MonitorCallback):
+    """Multiplies the optimizer's learning rate by ``factor`` (not below ``min_lr``) once ``monitor`` has not
+    improved by more than ``min_delta`` for ``patience`` epochs; then waits ``cooldown`` epochs before counting
+    again. Adds ``learning_rate`` to each epoch's logs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__(monitor, mode, min_delta=min_delta)
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
+        self.factor = factor
+        self.min_lr = min_lr
+        self.patience = patience
+        self.verbose = verbose
+        self.cooldown = cooldown
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        logs = logs or {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(optimizer.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(logs)}.", stacklevel=2)
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                old_lr = float(optimizer.learning_rate)
+                if old_lr > np.float32(self.min_lr):
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    optimizer.learning_rate = new_lr
+                    if self.verbose > 0:
+                        _print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Sets the optimizer's learning rate at the start of every epoch to ``schedule(epoch, lr)`` (or
+    ``schedule(epoch)`` for a one-argument function), which must return a float. Adds ``learning_rate`` to
+    each epoch's logs."""
+
+    def __init__(self, schedule: Callable, verbose=0):
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        try:
+            learning_rate = self.schedule(epoch, float(optimizer.learning_rate))
+        except TypeError:  # a schedule of the epoch alone
+            learning_rate = self.schedule(epoch)
+        if not isinstance(learning_rate, (float, np.float32, np.float64)):
+            raise ValueError(f"The output of the `schedule` function should be a float. Got: {learning_rate}")
+        optimizer.learning_rate = learning_rate
+        if self.verbose > 0:
+            _print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {learning_rate}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class CSVLogger(Callback):
+    """Writes one CSV row per epoch: ``epoch`` then the logs' keys in sorted order (the first epoch's keys;
+    without validation keys, ``val_<key>`` columns are added for each, holding "NA"). ``append=True``
+    continues an existing file (writing the header only if the file is empty)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.sep = separator
+        self.filename = os.fspath(filename)
+        self.append = append
+        self.writer = None
+        self.keys = None
+        self.append_header = True
+        self.csv_file = None
+
+    def on_train_begin(self, logs=None):
+        if self.append:
+            if os.path.exists(self.filename):
+                with open(self.filename) as f:
+                    self.append_header = not f.readline()
+            mode = "a"
+        else:
+            mode = "w"
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = open(self.filename, mode, newline="")
+        self.writer = None
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+
+        def handle_value(value):
+            if isinstance(value, str):
+                return value
+            if isinstance(value, collections.abc.Iterable) and not (isinstance(value, np.ndarray) and value.ndim == 0):
+                return f'"[{", ".join(map(str, value))}]"'
+            return value
+
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if self.keys and not any(key.startswith("val_") for key in self.keys):
+                self.keys.extend([f"val_{key}" for key in self.keys])
+        if not self.writer:
+            dialect = type("CustomDialect", (csv.excel,), {"delimiter": self.sep})
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys, dialect=dialect)
+            if self.append_header:
+                self.writer.writeheader()
+        row = {"epoch": epoch}
+        row.update((key, handle_value(logs.get(key, "NA"))) for key in self.keys)
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None
+
+
+class TerminateOnNaN(Callback):
+    """Stops training when a batch's loss is NaN or infinite (``raise_error=True``: raises RuntimeError)."""
+
+    def __init__(self, raise_error: bool = False):
+        super().__init__()
+        self.raise_error = raise_error
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and (np.isnan(loss) or np.isinf(loss)):
+            if self.raise_error:
+                raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
+                                   "Terminating training immediately.")
+            _print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LambdaCallback(Callback):
+    """A callback from functions: ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
+    ``on_train_begin(logs)``, ``on_train_end(logs)``, ``on_train_batch_begin(batch, logs)``,
+    ``on_train_batch_end(batch, logs)``; any other hook can be given as a keyword argument too."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        self.__dict__.update(kwargs)
+        hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end, "on_train_begin": on_train_begin,
+                 "on_train_end": on_train_end, "on_train_batch_begin": on_train_batch_begin,
+                 "on_train_batch_end": on_train_batch_end}
+        for hook, function in hooks.items():
+            if function is not None:
+                setattr(self, hook, function)

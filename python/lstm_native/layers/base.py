@@ -1,0 +1,133 @@
+"""The Layer protocol: Keras' construction and weights, plus an explicit backward pass.
+
+A layer computes ``forward(x, training, mask)``; when training it keeps what its ``backward(dy)`` needs.
+``backward`` returns the gradient w.r.t. its input and writes the gradients of its weights into their
+``Variable.grad``. Shapes exclude nothing: ``input_shape`` tuples start with the batch dimension (None).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+
+from .. import initializers as initializers_module
+from .. import regularizers as regularizers_module
+from ..variables import Variable
+
+_LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim", "batch_size", "batch_input_shape"}
+_name_counts: dict = {}
+
+
+def _unique_name(base: str) -> str:
+    count = _name_counts.get(base, 0)
+    _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _snake_case(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+class Layer:
+    """Base class of every layer."""
+
+    supports_masking = False
+
+    def __init__(self, **kwargs):
+        unknown = set(kwargs) - _LAYER_KWARGS
+        if unknown:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                             f"{ {k: kwargs[k] for k in sorted(unknown)} }")
+        self.name = kwargs.get("name") or _unique_name(_snake_case(type(self).__name__))
+        self.trainable = kwargs.get("trainable", True)
+        self.dtype = np.dtype(kwargs.get("dtype") or "float32")
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        input_shape = kwargs.get("input_shape")
+        if input_shape is None and kwargs.get("input_dim") is not None:
+            input_shape = (kwargs["input_dim"],)
+        if kwargs.get("batch_input_shape") is not None:
+            self.batch_input_shape = tuple(kwargs["batch_input_shape"])
+        elif input_shape is not None:
+            self.batch_input_shape = (kwargs.get("batch_size"),) + tuple(input_shape)
+        else:
+            self.batch_input_shape = None
+        self.built = False
+        self._weights: List[Variable] = []
+
+    # -- weights -----------------------------------------------------------------------------------------
+    def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
+                   trainable: bool = True) -> Variable:
+        value = initializers_module.get(initializer)(tuple(shape), dtype=self.dtype)
+        variable = Variable(name, np.asarray(value, dtype=self.dtype), path=f"{self.name}/{name}",
+                            trainable=trainable, regularizer=regularizers_module.get(regularizer))
+        self._weights.append(variable)
+        return variable
+
+    @property
+    def weights(self) -> List[Variable]:
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self) -> List[Variable]:
+        return [w for w in self._weights if w.trainable and self.trainable]
+
+    @property
+    def non_trainable_weights(self) -> List[Variable]:
+        return [w for w in self._weights if not (w.trainable and self.trainable)]
+
+    def get_weights(self) -> List[np.ndarray]:
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"{self.name}: expected {len(self.weights)} weight arrays, got {len(weights)}")
+        for variable, value in zip(self.weights, weights):
+            variable.assign(value)
+
+    def count_params(self) -> int:
+        return int(sum(w.value.size for w in self.weights))
+
+    # -- computation -------------------------------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output: the input's mask passes through layers that support masking."""
+        return mask if self.supports_masking else None
+
+    def forward(self, x, training: bool = False, mask=None):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        """The gradient w.r.t. the input of the last forward(training=True); fills the weights' grads."""
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+    def __call__(self, x, training: bool = False, mask=None):
+        x = np.asarray(x)
+        if not self.built:
+            self.build((None,) + tuple(x.shape[1:]))
+        return self.forward(x, training=training, mask=mask)
+
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = list(self.batch_input_shape)
+        return config
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+def check_last_dim(layer: Layer, input_shape, expected: Optional[int], what: str) -> int:
+    """The last dimension of input_shape, which must be known (and equal `expected` when given)."""
+    if len(input_shape) < 2 or input_shape[-1] is None:
+        raise ValueError(f"{layer.name}: the last dimension of the input ({what}) must be known, got {input_shape}")
+    if expected is not None and input_shape[-1] != expected:
+        raise ValueError(f"{layer.name}: expected {what} {expected}, got input shape {input_shape}")
+    return int(input_shape[-1])

@@ -1,0 +1,99 @@
+"""Bidirectional: one recurrent layer over the sequence, a copy of it over the reversed sequence, merged."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .base import Layer
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class Bidirectional(Layer):
+    supports_masking = True
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(f"merge_mode: expected one of {_MERGE_MODES}, got {merge_mode!r}")
+        if not hasattr(layer, "go_backwards") or not hasattr(layer, "return_sequences"):
+            raise ValueError(f"layer: expected a recurrent layer such as LSTM, got {type(layer).__name__}")
+        if getattr(layer, "return_state", False):
+            raise ValueError("layer: return_state=True is not supported inside Bidirectional")
+        if layer.built:
+            raise ValueError("layer: pass a layer that is not built yet")
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        if backward_layer is None:
+            backward_layer = copy.deepcopy(layer)
+            backward_layer.go_backwards = not layer.go_backwards
+        self.backward_layer = backward_layer
+        self.forward_layer.name, self.backward_layer.name = f"forward_{layer.name}", f"backward_{layer.name}"
+        self.return_sequences = layer.return_sequences
+        for sublayer in (self.forward_layer, self.backward_layer):
+            sublayer.zero_output_for_mask = self.return_sequences  # as Keras forces it
+        self._outputs = None
+
+    def build(self, input_shape):
+        self.forward_layer.build(input_shape)
+        self.backward_layer.build(input_shape)
+        self.built = True
+
+    @property
+    def weights(self):
+        return self.forward_layer.weights + self.backward_layer.weights
+
+    @property
+    def trainable_weights(self):
+        return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self.weights if w not in self.trainable_weights]
+
+    def compute_output_shape(self, input_shape):
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        return shape[:-1] + (2 * shape[-1],) if self.merge_mode == "concat" else shape
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def _align(self, y_backward):
+        """The backward layer's outputs in forward time order."""
+        return y_backward[:, ::-1] if self.return_sequences else y_backward
+
+    def forward(self, x, training=False, mask=None):
+        y_forward = self.forward_layer.forward(x, training=training, mask=mask)
+        y_backward = self._align(self.backward_layer.forward(x, training=training, mask=mask))
+        self._outputs = (y_forward, y_backward) if training else None
+        if self.merge_mode == "concat":
+            return np.concatenate([y_forward, y_backward], axis=-1)
+        if self.merge_mode == "sum":
+            return y_forward + y_backward
+        if self.merge_mode == "mul":
+            return y_forward * y_backward
+        if self.merge_mode == "ave":
+            return (y_forward + y_backward) / 2
+        return [y_forward, y_backward]
+
+    def backward(self, dy):
+        y_forward, y_backward = self._outputs
+        if self.merge_mode == "concat":
+            units = y_forward.shape[-1]
+            d_forward, d_backward = dy[..., :units], dy[..., units:]
+        elif self.merge_mode == "sum":
+            d_forward = d_backward = dy
+        elif self.merge_mode == "mul":
+            d_forward, d_backward = dy * y_backward, dy * y_forward
+        elif self.merge_mode == "ave":
+            d_forward = d_backward = dy / 2
+        else:
+            d_forward, d_backward = dy
+        self._outputs = None
+        dx = self.forward_layer.backward(np.ascontiguousarray(d_forward))
+        return dx + self.backward_layer.backward(np.ascontiguousarray(self._align(d_backward)))
+
+    def get_config(self):
+        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": self.forward_layer.get_config()}

@@ -1,0 +1,134 @@
+"""Input, Dropout, Embedding and Masking: the layers around an LSTM."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import utils
+from .base import Layer
+
+
+class InputLayer(Layer):
+    """Declares the input shape (without the batch dimension) of a Sequential model."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, input_shape=None, name=None, **kwargs):
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError("InputLayer: give shape=(timesteps, features) (the batch dimension excluded)")
+        super().__init__(input_shape=tuple(shape), batch_size=batch_size, dtype=dtype, name=name, **kwargs)
+        self.built = True
+
+    def forward(self, x, training=False, mask=None):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None):
+    """Keras' Input for Sequential models: ``model.add(Input(shape=(T, I)))``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes a fraction `rate` of the inputs and scales the rest by 1/(1-rate)."""
+
+    supports_masking = True
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate: expected a value in [0, 1), got {rate!r}")
+        self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self._scaled_keep = None
+
+    def forward(self, x, training=False, mask=None):
+        if not training or self.rate == 0:
+            self._scaled_keep = None
+            return x
+        shape = x.shape if self.noise_shape is None else tuple(
+            d if n is None else n for d, n in zip(x.shape, self.noise_shape))
+        rng = self._rng or utils.generator()
+        self._scaled_keep = (rng.random(shape) >= self.rate).astype(x.dtype) / x.dtype.type(1 - self.rate)
+        return x * self._scaled_keep
+
+    def backward(self, dy):
+        return dy if self._scaled_keep is None else dy * self._scaled_keep
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class Embedding(Layer):
+    """Maps integer ids (batch, timesteps) to vectors; with mask_zero=True id 0 is padding and masked."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 mask_zero=False, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), mask_zero
+        self.embeddings_initializer, self.embeddings_regularizer = embeddings_initializer, embeddings_regularizer
+        self._ids = None
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer, self.embeddings_regularizer)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, inputs, mask=None):
+        return np.asarray(inputs) != 0 if self.mask_zero else None
+
+    def forward(self, x, training=False, mask=None):
+        ids = np.asarray(x)
+        if not (np.issubdtype(ids.dtype, np.integer) or np.all(np.mod(ids, 1) == 0)):
+            raise TypeError(f"{self.name}: expected integer ids, got dtype {ids.dtype}")
+        ids = ids.astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
+            raise ValueError(f"{self.name}: ids must lie in [0, {self.input_dim}), got {ids.min()}..{ids.max()}")
+        self._ids = ids if training else None
+        return self.embeddings.value[ids]
+
+    def backward(self, dy):
+        grad = np.zeros_like(self.embeddings.value)
+        np.add.at(grad, self._ids.ravel(), dy.reshape(-1, self.output_dim))
+        self.embeddings.grad = grad
+        self._ids = None
+        return None  # integer ids have no gradient
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero}
+
+
+class Masking(Layer):
+    """Masks every timestep whose features all equal mask_value (and zeroes it), as Keras does."""
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+        self._keep = None
+
+    def compute_mask(self, inputs, mask=None):
+        return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
+
+    def forward(self, x, training=False, mask=None):
+        keep = self.compute_mask(x)[..., None]
+        self._keep = keep if training else None
+        return x * keep
+
+    def backward(self, dy):
+        return dy * self._keep
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

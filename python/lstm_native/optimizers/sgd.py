@@ -1,0 +1,50 @@
+"""Stochastic gradient descent, with optional (Nesterov) momentum: Keras 3's ``SGD``."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+from .base import Optimizer, keras_cast
+
+
+class SGD(Optimizer):
+    """Gradient descent (with momentum).
+
+    ``momentum == 0``: ``w -= lr * g``. Otherwise ``velocity = momentum * velocity - lr * g`` and ``w += velocity``,
+    or with ``nesterov=True`` ``w += momentum * velocity - lr * g``.
+
+    Args:
+        learning_rate: float or schedule (default 0.01).
+        momentum: float in [0, 1] (default 0.0).
+        nesterov: use Nesterov momentum (default False).
+        weight_decay, clipnorm, clipvalue, global_clipnorm, name: see :class:`Optimizer`.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name=None):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
+        if not isinstance(momentum, Real) or isinstance(momentum, bool) or momentum < 0 or momentum > 1:
+            raise ValueError("`momentum` must be a float between [0, 1].")
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def _slot_initial_values(self):
+        return {"momentum": 0.0} if self.momentum != 0 else {}
+
+    def _update_step(self, grad, value, slots, lr):
+        if self.momentum == 0:
+            value -= grad * lr
+            return
+        m = slots["momentum"]
+        momentum = keras_cast(self.momentum, value.dtype)
+        m[...] = m * momentum - grad * lr
+        if self.nesterov:
+            value += m * momentum - grad * lr
+        else:
+            value += m
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config
