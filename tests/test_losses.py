@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src.trainers.compile_utils import get_loss
 
 from lstm_native import activations, losses
 
@@ -261,8 +262,6 @@ def test_per_sample_weights_weigh_every_step(rng):
     ("MeanSquaredError", losses.MeanSquaredError), ("mae", losses.MeanAbsoluteError),
     ("mean_absolute_error", losses.MeanAbsoluteError), ("huber", losses.Huber), ("Huber", losses.Huber)])
 def test_get_resolves_and_names_like_keras_compile(identifier, cls, rng):
-    from keras.src.trainers.compile_utils import get_loss
-
     y_true, y_pred = one_hot(rng, (B, C)), probabilities(rng, (B, C))
     if cls is losses.SparseCategoricalCrossentropy:
         y_true = y_true.argmax(-1)

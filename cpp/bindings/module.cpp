@@ -185,8 +185,23 @@ CellConfig config_of(const py::object& W, const py::object& U, const Variant& v,
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+// Built twice on x86-64: _core (portable) and _core_avx2 (AVX2 + FMA); lstm_native/_backend.py picks one.
+#ifndef LSTM_NATIVE_MODULE_NAME
+#define LSTM_NATIVE_MODULE_NAME _core
+#endif
+
+PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.doc() = "lstm_native's native core: the peephole LSTM cell, forward and backward (see lstm_native.ops).";
+  m.def(
+      "cpu_supports_avx2_fma",
+      []() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+        return false;
+#endif
+      },
+      "Whether this CPU runs the AVX2 + FMA build.");
   m.attr("__version__") = LSTM_NATIVE_VERSION;
   m.attr("with_cuda") = static_cast<bool>(LSTM_NATIVE_WITH_CUDA);
   m.attr("with_openmp") = static_cast<bool>(LSTM_NATIVE_WITH_OPENMP);

@@ -35,12 +35,12 @@ void validate_backward(const CellConfig& config, const Weights<T>& weights, cons
 }
 
 // Reverse-time sweep over batch rows [first, last): turns the stored gates into dz for every step and leaves
-// ∂L/∂h_0, ∂L/∂c_0 of those rows in dh, dc (which come in holding ∂L/∂h_T, ∂L/∂c_T). dh_total and scratch
-// are [B,H] buffers of the caller's.
+// ∂L/∂h_0, ∂L/∂c_0 of those rows in dh, dc (which come in holding ∂L/∂h_T, ∂L/∂c_T). dh_total is a [B,H]
+// buffer of the caller's.
 template <class T, class V>
 void backward_rows(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                    std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, T* dh, T* dc, T* dh_total,
-                   T* scratch, std::int64_t first, std::int64_t last) {
+                   std::int64_t first, std::int64_t last) {
   const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, rows = last - first;
   const T* p = weights.peephole.data;
   const auto U = matrix(weights.U.data, H, G);
@@ -62,15 +62,13 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
         for (std::int64_t j = 0; j < H; ++j) dh_row[j] += dy_row[j];
       }
       if (valid)
-        output_backward_row<T, V::diagonal && V::current>(gates + b * G, c_cur + b * H, dh_row, dc + b * H, p,
-                                                          scratch + b * H, H);
+        output_backward_row<T, V::diagonal && V::current>(gates + b * G, c_cur + b * H, dh_row, dc + b * H, p, H);
       else
         std::fill(gates + b * G, gates + (b + 1) * G, T(0));  // a carried state has no dz
     };
     auto cell = [&](std::int64_t b) {
       if (valid_step(mask, b, t, time))
-        cell_backward_row<T, V::diagonal, V::diagonal && !V::current>(gates + b * G, c_prev + b * H, dc + b * H, p,
-                                                                      scratch + b * H, H);
+        cell_backward_row<T, V::diagonal, V::diagonal && !V::current>(gates + b * G, c_prev + b * H, dc + b * H, p, H);
     };
     if constexpr (V::split_pass) {
       for (std::int64_t b = first; b < last; ++b) output(b);
@@ -102,14 +100,24 @@ void backward_steps(const CellConfig& config, const Weights<T>& weights, const s
   const std::int64_t BH = B * config.hidden_size;
   if (!grad_out.dh_n.empty()) std::copy(grad_out.dh_n.data, grad_out.dh_n.data + BH, dh.begin());
   if (!grad_out.dc_n.empty()) std::copy(grad_out.dc_n.data, grad_out.dc_n.data + BH, dc.begin());
-  std::vector<T> dh_total(BH), scratch(BH);
+  std::vector<T> dh_total(BH);
   dispatch_variant(config, [&](auto variant) {
     using V = decltype(variant);
     parallel_chunks(B, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
       backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, dh.data(), dc.data(),
-                          dh_total.data(), scratch.data(), first, last);
+                          dh_total.data(), first, last);
     });
   });
+}
+
+// Σ_r row(r) over rows [0, count) of n columns, accumulated one row after another in a buffer Eigen aligns
+// itself: column sums straight into the caller's array would be vectorized from its first aligned element,
+// with a differently ordered scalar sum before it, so the result would depend on the allocator.
+template <class T, class Row>
+Eigen::Array<T, 1, Eigen::Dynamic> sum_of_rows(std::int64_t count, std::int64_t n, const Row& row) {
+  Eigen::Array<T, 1, Eigen::Dynamic> sum = Eigen::Array<T, 1, Eigen::Dynamic>::Zero(n);
+  for (std::int64_t r = 0; r < count; ++r) sum += row(r);
+  return sum;
 }
 
 // The gradients that are sums over all steps, from dz of every step (rows t*B + b of dZ [T*B,4H]) and the
@@ -133,7 +141,8 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
     const auto dZ_cols = dZ.middleCols(first, n);
     if (!grads.dW.empty()) matrix(grads.dW.data, I, G).middleCols(first, n).noalias() = X_tm.transpose() * dZ_cols;
     if (!grads.dU.empty()) matrix(grads.dU.data, H, G).middleCols(first, n).noalias() = H_prev.transpose() * dZ_cols;
-    if (!grads.db.empty()) matrix(grads.db.data, 1, G).middleCols(first, n) = dZ_cols.colwise().sum();
+    if (!grads.db.empty())
+      matrix(grads.db.data, 1, G).middleCols(first, n) = sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_cols.row(r).array(); });
   });
   if (!grads.dpeephole.empty()) {
     T* dp = grads.dpeephole.data;
@@ -142,8 +151,10 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
       for (std::int64_t k : {kPeepI, kPeepF, kPeepO}) {
         const auto& C = k == kPeepO ? C_out : C_prev;
         const auto dZ_k = dZ.middleCols(kPeepholeGate[k] * H + first, n);  // units [first, last) of gate k
+        const auto C_k = C.middleCols(first, n);
         if (config.peephole == Peephole::Diagonal)
-          matrix(dp + k * H, 1, H).middleCols(first, n) = (dZ_k.array() * C.middleCols(first, n).array()).colwise().sum();
+          matrix(dp + k * H, 1, H).middleCols(first, n) =
+              sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_k.row(r).array() * C_k.row(r).array(); });
         else
           matrix(dp + k * H * H, H, H).middleCols(first, n).noalias() = C.transpose() * dZ_k;
       }

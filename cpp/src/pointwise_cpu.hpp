@@ -5,18 +5,20 @@
 // activated gates in place; backward turns the activated gates into dz (the gradient w.r.t. z) in place.
 // kDiagonal selects the elementwise peepholes p_k ⊙ c; for Peephole::Full the caller adds c P_k to z
 // (forward) or dz_k P_kᵀ to dc (backward) with GEMMs, and kDiagonal is false.
+//
+// Determinism: Eigen vectorizes a dynamic-size expression from the first address aligned for its packets,
+// computing the elements before it with scalar code, and its scalar and packet tanh/exp differ in the
+// last bits; so a row's results would depend on where the allocator put it. Here every row is cut into
+// fixed-size blocks of one packet (then single elements for the tail) by its length alone: each unit j
+// is computed the same way wherever the row lies in memory.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include <Eigen/Core>
 
 namespace lstm_native::detail {
-
-template <class T>
-using RowArray = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <class T>
-using ConstRowArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // Blocks of a gate row, and of the peephole vector [p_i, p_f, p_o].
 enum Gate : std::int64_t { kI = 0, kF = 1, kG = 2, kO = 3 };
@@ -24,71 +26,89 @@ enum PeepholeGate : std::int64_t { kPeepI = 0, kPeepF = 1, kPeepO = 2 };
 // The gate block each peephole feeds.
 constexpr std::int64_t kPeepholeGate[3] = {kI, kF, kO};
 
-template <class T>
-RowArray<T> block(T* row, std::int64_t k, std::int64_t H) {
-  return RowArray<T>(row + k * H, H);
+// Calls block(std::integral_constant<int, N>{}, j) over [0, H): blocks of N = one packet of T, then N = 1.
+template <class T, class Block>
+void for_each_block(std::int64_t H, const Block& block) {
+  constexpr int kPacket = Eigen::internal::packet_traits<T>::size;
+  std::int64_t j = 0;
+  for (; j + kPacket <= H; j += kPacket) block(std::integral_constant<int, kPacket>{}, j);
+  for (; j < H; ++j) block(std::integral_constant<int, 1>{}, j);
 }
-template <class T>
-ConstRowArray<T> block(const T* row, std::int64_t k, std::int64_t H) {
-  return ConstRowArray<T>(row + k * H, H);
+
+// N values at ptr (unaligned), as an Eigen array.
+template <int N, class T>
+auto at(T* ptr) {
+  return Eigen::Map<std::conditional_t<std::is_const_v<T>, const Eigen::Array<std::remove_const_t<T>, N, 1>,
+                                       Eigen::Array<T, N, 1>>>(ptr);
 }
 
 // Forward, first half: i, f, g and c_t = f ⊙ c_{t-1} + i ⊙ g  (i, f peek at c_{t-1}).
 template <class T, bool kDiagonal>
 void cell_forward_row(T* gates, const T* c_prev_row, const T* p, T* c_row, std::int64_t H) {
-  const ConstRowArray<T> c_prev(c_prev_row, H);
-  auto zi = block(gates, kI, H), zf = block(gates, kF, H), zg = block(gates, kG, H);
-  if constexpr (kDiagonal) {
-    zi += block(p, kPeepI, H) * c_prev;
-    zf += block(p, kPeepF, H) * c_prev;
-  }
-  zi = zi.logistic();
-  zf = zf.logistic();
-  zg = zg.tanh();
-  RowArray<T>(c_row, H) = zf * c_prev + zi * zg;
+  for_each_block<T>(H, [&](auto n, std::int64_t j) {
+    constexpr int N = decltype(n)::value;
+    using A = Eigen::Array<T, N, 1>;
+    const A c_prev = at<N>(c_prev_row + j);
+    auto zi = at<N>(gates + kI * H + j), zf = at<N>(gates + kF * H + j), zg = at<N>(gates + kG * H + j);
+    if constexpr (kDiagonal) {
+      zi += at<N>(p + kPeepI * H + j) * c_prev;
+      zf += at<N>(p + kPeepF * H + j) * c_prev;
+    }
+    zi = zi.logistic();
+    zf = zf.logistic();
+    zg = zg.tanh();
+    at<N>(c_row + j) = zf * c_prev + zi * zg;
+  });
 }
 
 // Forward, second half: o_t = σ(z_o + p_o ⊙ c_src) and h_t = o_t ⊙ tanh(c_t); c_src is c_t or c_{t-1}.
 template <class T, bool kDiagonal>
 void output_forward_row(T* gates, const T* c_src_row, const T* c_row, const T* p, T* h_row, std::int64_t H) {
-  auto zo = block(gates, kO, H);
-  if constexpr (kDiagonal) zo += block(p, kPeepO, H) * ConstRowArray<T>(c_src_row, H);
-  zo = zo.logistic();
-  RowArray<T>(h_row, H) = zo * ConstRowArray<T>(c_row, H).tanh();
+  for_each_block<T>(H, [&](auto n, std::int64_t j) {
+    constexpr int N = decltype(n)::value;
+    auto zo = at<N>(gates + kO * H + j);
+    if constexpr (kDiagonal) zo += at<N>(p + kPeepO * H + j) * at<N>(c_src_row + j);
+    zo = zo.logistic();
+    at<N>(h_row + j) = zo * at<N>(c_row + j).tanh();
+  });
 }
 
 // Backward, first half, from dh = ∂L/∂h_t and dc = ∂L/∂c_t along the carried state (in: from step t+1;
-// out: the total ∂L/∂c_t). `scratch` is H values of the caller's.
+// out: the total ∂L/∂c_t):
 //   dz_o = dh ⊙ tanh(c_t) ⊙ o(1-o)
 //   dc  += dh ⊙ o ⊙ (1 - tanh²(c_t))  [+ dz_o ⊙ p_o when o peeks at c_t]
 template <class T, bool kDiagonalCurrent>
-void output_backward_row(T* gates, const T* c_row, const T* dh_row, T* dc_row, const T* p, T* scratch,
-                         std::int64_t H) {
-  const ConstRowArray<T> dh(dh_row, H);
-  RowArray<T> dc(dc_row, H), tanh_c(scratch, H);
-  auto o = block(gates, kO, H);
-  tanh_c = ConstRowArray<T>(c_row, H).tanh();
-  dc += dh * o * (T(1) - tanh_c.square());
-  o = dh * tanh_c * o * (T(1) - o);  // o becomes dz_o
-  if constexpr (kDiagonalCurrent) dc += o * block(p, kPeepO, H);
+void output_backward_row(T* gates, const T* c_row, const T* dh_row, T* dc_row, const T* p, std::int64_t H) {
+  for_each_block<T>(H, [&](auto n, std::int64_t j) {
+    constexpr int N = decltype(n)::value;
+    using A = Eigen::Array<T, N, 1>;
+    const A dh = at<N>(dh_row + j), tanh_c = at<N>(c_row + j).tanh();
+    auto dc = at<N>(dc_row + j);
+    auto o = at<N>(gates + kO * H + j);
+    dc += dh * o * (T(1) - tanh_c.square());
+    o = dh * tanh_c * o * (T(1) - o);  // o becomes dz_o
+    if constexpr (kDiagonalCurrent) dc += o * at<N>(p + kPeepO * H + j);
+  });
 }
 
 // Backward, second half, from the total dc = ∂L/∂c_t (in) to ∂L/∂c_{t-1} (out, in place):
 //   dz_i = dc ⊙ g ⊙ i(1-i),  dz_f = dc ⊙ c_{t-1} ⊙ f(1-f),  dz_g = dc ⊙ i ⊙ (1-g²)
 //   dc_{t-1} = dc ⊙ f  [+ dz_i ⊙ p_i + dz_f ⊙ p_f]  [+ dz_o ⊙ p_o when o peeks at c_{t-1}]
-// `scratch` is H values of the caller's.
 template <class T, bool kDiagonal, bool kDiagonalPrevious>
-void cell_backward_row(T* gates, const T* c_prev_row, T* dc_row, const T* p, T* scratch, std::int64_t H) {
-  RowArray<T> dc(dc_row, H), saved(scratch, H);
-  auto i = block(gates, kI, H), f = block(gates, kF, H), g = block(gates, kG, H);
-  saved = g;
-  g = dc * i * (T(1) - g.square());        // g becomes dz_g
-  i = dc * saved * i * (T(1) - i);         // i becomes dz_i
-  saved = f;
-  f = dc * ConstRowArray<T>(c_prev_row, H) * f * (T(1) - f);  // f becomes dz_f
-  dc *= saved;
-  if constexpr (kDiagonal) dc += i * block(p, kPeepI, H) + f * block(p, kPeepF, H);
-  if constexpr (kDiagonalPrevious) dc += block(static_cast<const T*>(gates), kO, H) * block(p, kPeepO, H);
+void cell_backward_row(T* gates, const T* c_prev_row, T* dc_row, const T* p, std::int64_t H) {
+  for_each_block<T>(H, [&](auto n, std::int64_t j) {
+    constexpr int N = decltype(n)::value;
+    using A = Eigen::Array<T, N, 1>;
+    auto i = at<N>(gates + kI * H + j), f = at<N>(gates + kF * H + j), g = at<N>(gates + kG * H + j);
+    auto dc = at<N>(dc_row + j);
+    const A dc_t = dc, i_t = i, f_t = f;
+    i = dc_t * g * i_t * (T(1) - i_t);                               // dz_i
+    g = dc_t * i_t * (T(1) - g.square());                            // dz_g
+    f = dc_t * at<N>(c_prev_row + j) * f_t * (T(1) - f_t);           // dz_f
+    dc = dc_t * f_t;
+    if constexpr (kDiagonal) dc += i * at<N>(p + kPeepI * H + j) + f * at<N>(p + kPeepF * H + j);
+    if constexpr (kDiagonalPrevious) dc += at<N>(gates + kO * H + j) * at<N>(p + kPeepO * H + j);
+  });
 }
 
 }  // namespace lstm_native::detail

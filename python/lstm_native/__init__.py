@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _core
+from ._backend import core as _core
 from . import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, ops, optimizers,
                regularizers, utils)
-from ._core import __version__, get_num_threads, with_cuda, with_openmp
+from ._backend import isa
+
+__version__ = _core.__version__
+with_cuda = _core.with_cuda
+with_openmp = _core.with_openmp
+get_num_threads = _core.get_num_threads
 
 __all__ = [
-    "__version__", "activations", "callbacks", "cmake_prefix", "datasets", "get_num_threads", "initializers",
+    "__version__", "activations", "callbacks", "cmake_prefix", "datasets", "get_num_threads", "initializers", "isa",
     "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "set_num_threads", "utils",
     "with_cuda", "with_openmp",
 ]

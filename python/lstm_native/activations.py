@@ -5,8 +5,8 @@ given the upstream gradient ``dy``; ``x`` and ``y`` are the forward's input and 
 whichever is cheaper). :func:`get` resolves a Keras name (``"relu"``, ``"swish"``, ...) to one. The module-level
 functions (``relu(x)``, ``softmax(x, axis=-1)``, ...) are the forwards, as ``keras.activations`` has them.
 
-Everything is computed in the input's dtype (float32 stays float32; integers and float16 become float32) and
-written so that large inputs (|x| ~ 1e4) give no overflow where the result is finite.
+Everything is computed in the input's dtype (float32 stays float32, float64 float64; other dtypes are promoted
+to float32 or wider) and written so that large inputs (|x| ~ 1e4) give no overflow where the result is finite.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ def linear(x):
 
 
 def relu(x):
-    x = _floating(x)
-    return np.maximum(x, 0)
+    return np.maximum(_floating(x), 0)
 
 
 def relu6(x):

@@ -1,9 +1,9 @@
 """Losses with Keras 3 names, defaults and semantics, each with the exact gradient of its value.
 
 A loss first computes a per-sample loss tensor (the class axis, or the last axis, reduced), then Keras'
-"sum_over_batch_size" reduction: ``sum(per_sample * sample_weight) / per_sample.size``. ``sample_weight`` is
-either of the per-sample loss's shape or a prefix of it, e.g. ``(B,)`` for ``(B, T)`` sequence losses (it
-then weighs every step of a sample).
+"sum_over_batch_size" reduction: ``sum(per_sample * sample_weight) / per_sample.size``. ``sample_weight``
+broadcasts to the per-sample losses aligned on their leading axes: ``(B,)`` weighs every step of a ``(B, T)``
+sequence sample, ``(B, T)`` weighs each step.
 
 Every loss has ``__call__(y_true, y_pred, sample_weight=None) -> float`` and ``value_and_grad(...) ->
 (float, dL/dy_pred)``. The three cross-entropies also have ``value_and_grad_from_logits(y_true, logits,
@@ -127,9 +127,9 @@ def _sparse_categorical(y_true, y_pred, from_logits, ignore_class) -> _PerSample
         labels = np.where(valid, labels, 0)
         y_pred = np.where(valid[..., None], y_pred, 0)
     labels = labels.astype(np.int64)
-    if np.any((labels < 0) | (labels >= y_pred.shape[-1])):
-        raise ValueError(f"y_true holds labels outside [0, {y_pred.shape[-1]}): "
-                         f"{np.unique(labels[(labels < 0) | (labels >= y_pred.shape[-1])]).tolist()}")
+    outside = (labels < 0) | (labels >= y_pred.shape[-1])
+    if np.any(outside):
+        raise ValueError(f"y_true holds labels outside [0, {y_pred.shape[-1]}): {np.unique(labels[outside]).tolist()}")
     if from_logits:
         per_sample = _sparse_from_logits(labels, y_pred)
     else:
@@ -212,8 +212,16 @@ def huber(y_true, y_pred, delta=1.0) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ classes
 
 
+def _value_and_grad(per_sample_fn: Callable, y_true, y_pred, sample_weight):
+    y_pred = _floating(y_pred)
+    per_sample = per_sample_fn(y_true, y_pred)
+    loss, dvalues = _reduce(per_sample, sample_weight)
+    return loss, per_sample.vjp(dvalues).reshape(y_pred.shape)
+
+
 class Loss:
-    """A loss: a per-sample loss function and its parameters, reduced as Keras' "sum_over_batch_size".
+    """A loss: per-sample losses (``_per_sample(y_true, y_pred) -> _PerSample``, subclasses define it) reduced
+    as Keras' "sum_over_batch_size".
 
     Attributes:
         name: the loss' name (Keras' default for the class).
@@ -223,73 +231,95 @@ class Loss:
 
     logits_activation: Optional[str] = None
 
-    def __init__(self, name: str, per_sample: Callable, **params):
+    def __init__(self, name: str):
         self.name = name
-        self._per_sample = per_sample
-        self._params = params
+
+    def _per_sample(self, y_true, y_pred) -> _PerSample:
+        raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
-        return _reduce(self._per_sample(y_true, y_pred, **self._params), sample_weight)[0]
+        return _reduce(self._per_sample(y_true, y_pred), sample_weight)[0]
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None):
         """(loss, dloss/dy_pred), the gradient of y_pred's shape and dtype."""
-        return self._value_and_grad(y_true, y_pred, sample_weight, self._params)
-
-    def _value_and_grad(self, y_true, y_pred, sample_weight, params):
-        y_pred = _floating(y_pred)
-        per_sample = self._per_sample(y_true, y_pred, **params)
-        loss, dvalues = _reduce(per_sample, sample_weight)
-        return loss, per_sample.vjp(dvalues).reshape(y_pred.shape)
+        return _value_and_grad(self._per_sample, y_true, y_pred, sample_weight)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
 
 class _CrossEntropy(Loss):
+    """A cross-entropy: subclasses define ``_cross_entropy(y_true, y_pred, from_logits) -> _PerSample``."""
+
+    def __init__(self, name: str, from_logits: bool):
+        super().__init__(name)
+        self.from_logits = from_logits
+
+    def _per_sample(self, y_true, y_pred):
+        return self._cross_entropy(y_true, y_pred, self.from_logits)
+
     def value_and_grad_from_logits(self, y_true, logits, sample_weight=None):
         """(loss, dloss/dlogits): the loss of ``logits_activation(logits)`` computed from the logits (whatever
         from_logits says), as Keras does when y_pred comes out of that activation."""
-        return self._value_and_grad(y_true, logits, sample_weight, {**self._params, "from_logits": True})
+        return _value_and_grad(lambda t, z: self._cross_entropy(t, z, True), y_true, logits, sample_weight)
 
 
 class CategoricalCrossentropy(_CrossEntropy):
     logits_activation = "softmax"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name="categorical_crossentropy"):
-        super().__init__(name, _categorical, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
-        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+        super().__init__(name, from_logits)
+        self.label_smoothing = label_smoothing
+        self.axis = axis
+
+    def _cross_entropy(self, y_true, y_pred, from_logits):
+        return _categorical(y_true, y_pred, from_logits, self.label_smoothing, self.axis)
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
     logits_activation = "softmax"
 
     def __init__(self, from_logits=False, ignore_class=None, name="sparse_categorical_crossentropy"):
-        super().__init__(name, _sparse_categorical, from_logits=from_logits, ignore_class=ignore_class)
-        self.from_logits, self.ignore_class = from_logits, ignore_class
+        super().__init__(name, from_logits)
+        self.ignore_class = ignore_class
+
+    def _cross_entropy(self, y_true, y_pred, from_logits):
+        return _sparse_categorical(y_true, y_pred, from_logits, self.ignore_class)
 
 
 class BinaryCrossentropy(_CrossEntropy):
     logits_activation = "sigmoid"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name="binary_crossentropy"):
-        super().__init__(name, _binary, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
-        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+        super().__init__(name, from_logits)
+        self.label_smoothing = label_smoothing
+        self.axis = axis
+
+    def _cross_entropy(self, y_true, y_pred, from_logits):
+        return _binary(y_true, y_pred, from_logits, self.label_smoothing, self.axis)
 
 
 class MeanSquaredError(Loss):
+    _per_sample = staticmethod(_mean_squared_error)
+
     def __init__(self, name="mean_squared_error"):
-        super().__init__(name, _mean_squared_error)
+        super().__init__(name)
 
 
 class MeanAbsoluteError(Loss):
+    _per_sample = staticmethod(_mean_absolute_error)
+
     def __init__(self, name="mean_absolute_error"):
-        super().__init__(name, _mean_absolute_error)
+        super().__init__(name)
 
 
 class Huber(Loss):
     def __init__(self, delta=1.0, name="huber_loss"):
-        super().__init__(name, _huber, delta=delta)
+        super().__init__(name)
         self.delta = delta
+
+    def _per_sample(self, y_true, y_pred):
+        return _huber(y_true, y_pred, self.delta)
 
 
 # ---------------------------------------------------------------------------------------------- get

@@ -146,12 +146,13 @@ class Sequential:
         return x
 
     def _forward(self, x, training: bool):
+        """(output, its mask or None) of the whole stack."""
         mask = None
         for layer in self._layers:
             next_mask = layer.compute_mask(x, mask)
             x = layer.forward(x, training=training, mask=mask)
             mask = next_mask
-        return x
+        return x, mask
 
     def _backward(self, dy, first_layer_done: bool = False) -> None:
         layers = self._layers[:-1] if first_layer_done else self._layers
@@ -159,12 +160,12 @@ class Sequential:
             dy = layer.backward(dy)
 
     def __call__(self, x, training: bool = False):
-        return self._forward(self._prepare_x(x), training=training)
+        return self._forward(self._prepare_x(x), training=training)[0]
 
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", callbacks=None) -> np.ndarray:
         x = self._prepare_x(x)
         batch_size = batch_size or 32
-        outputs = [self._forward(x[first:last], training=False) for first, last in _batches(len(x), batch_size)]
+        outputs = [self._forward(x[first:last], training=False)[0] for first, last in _batches(len(x), batch_size)]
         if not outputs:
             raise ValueError("predict: x holds no samples")
         return np.concatenate(outputs, axis=0)
@@ -205,6 +206,21 @@ class Sequential:
                 variable.grad = variable.grad + variable.regularizer.gradient(variable.value)
         return self._penalty()
 
+    @staticmethod
+    def _masked_weights(sample_weight, mask, reduce: bool):
+        """Keras' treatment of an output mask (e.g. padded steps of a sequence output): it multiplies the
+        sample weights, and for the loss, whose reduction averages over every element, it is scaled by
+        total/valid so that the mean runs over the valid elements only."""
+        if mask is None:
+            return sample_weight
+        weights = mask.astype(np.float32)
+        if reduce:
+            weights *= np.float32(weights.size) / (weights.sum() + np.float32(1e-7))
+        if sample_weight is None:
+            return weights
+        sample_weight = np.asarray(sample_weight, dtype=np.float32)
+        return weights * sample_weight.reshape(sample_weight.shape + (1,) * (weights.ndim - sample_weight.ndim))
+
     def _loss_and_backward(self, y, y_pred, sample_weight) -> float:
         """The batch's loss; runs the backward pass of every layer, leaving the gradients in the weights."""
         last = self._layers[-1]
@@ -229,16 +245,16 @@ class Sequential:
         return {"loss": metrics_module.Mean(name="loss")}
 
     def _train_step(self, x, y, sample_weight, trackers) -> Dict[str, float]:
-        y_pred = self._forward(x, training=True)
-        loss = self._loss_and_backward(y, y_pred, sample_weight)
+        y_pred, mask = self._forward(x, training=True)
+        loss = self._loss_and_backward(y, y_pred, self._masked_weights(sample_weight, mask, reduce=True))
         self.optimizer.apply(self.trainable_weights)
-        return self._update_trackers(trackers, loss, y, y_pred, sample_weight)
+        return self._update_trackers(trackers, loss, y, y_pred, self._masked_weights(sample_weight, mask, False))
 
-    def _update_trackers(self, trackers, loss, y, y_pred, sample_weight) -> Dict[str, float]:
+    def _update_trackers(self, trackers, loss, y, y_pred, metric_weight) -> Dict[str, float]:
         self._resolve_metrics(y, y_pred)
         trackers["loss"].update_state(loss, sample_weight=len(y))
         for metric in self._metrics:
-            metric.update_state(y, y_pred, sample_weight=sample_weight)
+            metric.update_state(y, y_pred, sample_weight=metric_weight)
         logs = {"loss": trackers["loss"].result()}
         logs.update({metric.name: metric.result() for metric in self._metrics})
         return {k: float(v) for k, v in logs.items()}
@@ -316,10 +332,12 @@ class Sequential:
         batch_size = batch_size or 32
         logs: Dict[str, float] = {}
         for first, last in _batches(len(x), batch_size):
-            y_pred = self._forward(x[first:last], training=False)
+            y_pred, mask = self._forward(x[first:last], training=False)
             batch_weight = None if sample_weight is None else sample_weight[first:last]
-            loss = float(self.loss(y[first:last], y_pred, sample_weight=batch_weight)) + self._penalty()
-            logs = self._update_trackers(trackers, loss, y[first:last], y_pred, batch_weight)
+            loss_weight = self._masked_weights(batch_weight, mask, reduce=True)
+            loss = float(self.loss(y[first:last], y_pred, sample_weight=loss_weight)) + self._penalty()
+            logs = self._update_trackers(trackers, loss, y[first:last], y_pred,
+                                         self._masked_weights(batch_weight, mask, reduce=False))
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())

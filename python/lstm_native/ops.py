@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import _core
+from ._backend import core as _core
 
 __all__ = [
     "LSTMForward",

@@ -15,7 +15,8 @@ class InputLayer(Layer):
         shape = shape if shape is not None else input_shape
         if shape is None:
             raise ValueError("InputLayer: give shape=(timesteps, features) (the batch dimension excluded)")
-        super().__init__(input_shape=tuple(shape), batch_size=batch_size, dtype=dtype, name=name, **kwargs)
+        super().__init__(input_shape=tuple(shape), batch_size=batch_size, name=name, **kwargs)
+        self.input_dtype = np.dtype(dtype or "float32")  # integer ids for an Embedding are fine here
         self.built = True
 
     def forward(self, x, training=False, mask=None):

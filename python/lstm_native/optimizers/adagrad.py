@@ -29,7 +29,7 @@ class Adagrad(Optimizer):
 
     def _update_step(self, grad, value, slots, lr):
         accumulator = slots["accumulator"]
-        accumulator += np.abs(grad)
+        accumulator += np.square(grad)
         value -= (lr * grad) / np.sqrt(accumulator + self.epsilon)
 
     def get_config(self):
