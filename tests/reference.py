@@ -11,6 +11,10 @@
 peep_k(c) = p[k] * c ("diagonal", p (3, H)), c @ p[k] ("full", p (3, H, H)), 0 (None); k: 0=i, 1=f, 2=o.
 At a masked step (mask False) h and c are carried unchanged; the output is the carried h, or 0 with
 zero_output_for_mask=True.
+
+Regularization (`masks`, optional, as drawn by tests/masks_reference.py): z_t = (x_t ⊙ m_x) W +
+(h_{t-1} ⊙ m_h)(U ⊙ M_U) + b, and zoneout h_t = d_h ⊙ h_{t-1} + (1-d_h) ⊙ h̃_t, c_t likewise, where h̃_t, c̃_t
+are the values above (the output gate peeking at c̃_t).
 """
 
 from __future__ import annotations
@@ -39,8 +43,11 @@ def _f64(array):
 
 
 def reference_forward(x, W, U, b, p, peephole, output_peephole_source, h0=None, c0=None, mask=None,
-                      zero_output_for_mask=False):
-    """One LSTM layer over x (B, T, I) in float64 -> (y (B, T, H), h (B, H), c (B, H))."""
+                      zero_output_for_mask=False, masks=None):
+    """One LSTM layer over x (B, T, I) in float64 -> (y (B, T, H), h (B, H), c (B, H)).
+
+    masks: optional dict of regularization multipliers, each optional: "input" (B, I), "recurrent" (B, H),
+    "U" (H, 4H), "zoneout_h" and "zoneout_c" (T, B, H)."""
     if output_peephole_source not in ("current", "previous"):
         raise ValueError(f"unknown output_peephole_source {output_peephole_source!r}")
     x, W, U, b, p = map(_f64, (x, W, U, b, p))
@@ -50,8 +57,10 @@ def reference_forward(x, W, U, b, p, peephole, output_peephole_source, h0=None, 
     c = np.zeros((batch, hidden)) if c0 is None else _f64(c0).copy()
     valid = np.ones((batch, time), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     y = np.empty((batch, time, hidden))
+    masks = masks or {}
+    m_x, m_h, m_U = (masks.get(k, 1.0) for k in ("input", "recurrent", "U"))
     for t in range(time):
-        z = x[:, t] @ W + h @ U
+        z = (x[:, t] * m_x) @ W + (h * m_h) @ (U * m_U)
         if b is not None:
             z = z + b
         z_i, z_f, z_g, z_o = np.split(z, 4, axis=1)
@@ -61,6 +70,9 @@ def reference_forward(x, W, U, b, p, peephole, output_peephole_source, h0=None, 
         c_new = f * c + i * g
         o = _sigmoid(z_o + _peep(c_new if output_peephole_source == "current" else c, p, 2, peephole))
         h_new = o * np.tanh(c_new)
+        if "zoneout_h" in masks:
+            h_new = masks["zoneout_h"][t] * h + (1 - masks["zoneout_h"][t]) * h_new
+            c_new = masks["zoneout_c"][t] * c + (1 - masks["zoneout_c"][t]) * c_new
         keep = valid[:, t, None]
         h = np.where(keep, h_new, h)
         c = np.where(keep, c_new, c)

@@ -3,6 +3,7 @@
 // GIL and calls the core; the core checks every shape. std::invalid_argument becomes ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>
@@ -82,7 +83,8 @@ Weights<T> weights_of(const py::object& W, const py::object& U, const py::object
 
 template <class T>
 py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config,
-                       const py::object& h0, const py::object& c0, const py::object& mask, bool training) {
+                       const py::object& h0, const py::object& c0, const py::object& mask, bool training,
+                       const Regularization& reg) {
   validate(config, weights);
   const SequenceInput<T> in{required_input<T>("x", x_obj), input<T>("h0", h0), input<T>("c0", c0),
                             mask_input(mask)};
@@ -94,16 +96,16 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
   const SequenceOutput<T> out{y_view, h_view, c_view};
   py::object workspace = py::none();
   if (training) {
-    auto [ws, ws_view] = output<T>({training_workspace_size(config, B, time)});
+    auto [ws, ws_view] = output<T>({training_workspace_size(config, B, time, reg)});
     const Workspace<T> work{ws_view.data, ws_view.numel()};
     {
       py::gil_scoped_release release;
-      forward_training(config, weights, in, out, work);
+      forward_training(config, weights, in, out, work, reg);
     }
     workspace = ws;
   } else {
     py::gil_scoped_release release;
-    forward_inference(config, weights, in, out);
+    forward_inference(config, weights, in, out, reg);
   }
   return py::make_tuple(y, h, c, workspace);
 }
@@ -111,7 +113,8 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
 template <class T>
 py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, const py::object& mask,
                         const py::object& dy, const py::object& dh_n, const py::object& dc_n,
-                        const py::object& workspace_obj, std::int64_t batch, std::int64_t time) {
+                        const py::object& workspace_obj, std::int64_t batch, std::int64_t time,
+                        const Regularization& reg) {
   validate(config, weights);
   const std::int64_t I = config.input_size, H = config.hidden_size;
   const Tensor<const T> ws = required_input<T>("workspace", workspace_obj);
@@ -119,7 +122,7 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
     throw py::value_error("workspace: must be writable");
   const Workspace<T> work{const_cast<T*>(ws.data), ws.numel()};
   const OutputGradients<T> grad_out{input<T>("dy", dy), input<T>("dh_n", dh_n), input<T>("dc_n", dc_n)};
-  training_workspace_size(config, batch, time);  // checks batch and time before anything is allocated
+  training_workspace_size(config, batch, time, reg);  // checks batch and time before anything is allocated
   auto [dx, dx_view] = output<T>({batch, time, I});
   auto [dh0, dh0_view] = output<T>({batch, H});
   auto [dc0, dc0_view] = output<T>({batch, H});
@@ -140,14 +143,14 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
   const Tensor<const std::uint8_t> mask_view = mask_input(mask);
   {
     py::gil_scoped_release release;
-    backward(config, weights, mask_view, batch, time, grad_out, work, grads);
+    backward(config, weights, mask_view, batch, time, grad_out, work, grads, reg);
   }
   return py::make_tuple(dx, dh0, dc0, dW, dU, db, dp);
 }
 
 template <class T>
 py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const py::object& x, const py::object& h,
-                    const py::object& c) {
+                    const py::object& c, const Regularization& reg) {
   validate(config, weights);
   const Tensor<const T> x_view = required_input<T>("x", x);
   if (x_view.shape.size() != 2)
@@ -159,7 +162,7 @@ py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const p
   const Tensor<const T> h_prev = required_input<T>("h", h), c_prev = required_input<T>("c", c);
   {
     py::gil_scoped_release release;
-    forward_step(config, weights, x_view, h_prev, c_prev, h_view, c_view);
+    forward_step(config, weights, x_view, h_prev, c_prev, h_view, c_view, reg);
   }
   return py::make_tuple(h_new, c_new);
 }
@@ -173,6 +176,13 @@ py::tuple by_dtype(const py::object& W, const Fn& fn) {
     if (same_dtype(dtype, py::dtype::of<double>())) return fn(double{});
   }
   throw py::type_error("W: expected a numpy array of dtype float32 or float64");
+}
+
+Regularization regularization_of(double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c,
+                                 double weight_drop, std::uint64_t seed) {
+  const Regularization reg{dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed};
+  validate(reg);
+  return reg;
 }
 
 CellConfig config_of(const py::object& W, const py::object& U, const Variant& v, bool zero_output_for_mask) {
@@ -213,18 +223,23 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
       "forward",
       [](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
          const py::object& h0, const py::object& c0, const py::object& mask, const std::string& peephole,
-         const std::string& output_peephole_source, bool zero_output_for_mask, bool training) {
+         const std::string& output_peephole_source, bool zero_output_for_mask, bool training, double dropout,
+         double recurrent_dropout, double zoneout_h, double zoneout_c, double weight_drop, std::uint64_t seed) {
         const CellConfig config =
             config_of(W, U, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
+        const Regularization reg =
+            regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return forward_impl<T>(x, weights_of<T>(W, U, b, p), config, h0, c0, mask, training);
+          return forward_impl<T>(x, weights_of<T>(W, U, b, p), config, h0, c0, mask, training, reg);
         });
       },
       py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
       py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
       py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      py::arg("zero_output_for_mask") = false, py::arg("training") = false,
+      py::arg("zero_output_for_mask") = false, py::arg("training") = false, py::arg("dropout") = 0.0,
+      py::arg("recurrent_dropout") = 0.0, py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
+      py::arg("weight_drop") = 0.0, py::arg("seed") = 0,
       "Whole-sequence forward -> (y, h_n, c_n, workspace or None).");
 
   m.def(
@@ -232,19 +247,24 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
       [](const py::object& W, const py::object& U, const py::object& b, const py::object& p, const py::object& mask,
          const py::object& dy, const py::object& dh_n, const py::object& dc_n, const py::object& workspace,
          std::int64_t batch, std::int64_t time, const std::string& peephole, const std::string& output_peephole_source,
-         bool zero_output_for_mask) {
+         bool zero_output_for_mask, double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c,
+         double weight_drop, std::uint64_t seed) {
         const CellConfig config =
             config_of(W, U, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
+        const Regularization reg =
+            regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return backward_impl<T>(weights_of<T>(W, U, b, p), config, mask, dy, dh_n, dc_n, workspace, batch, time);
+          return backward_impl<T>(weights_of<T>(W, U, b, p), config, mask, dy, dh_n, dc_n, workspace, batch, time,
+                                  reg);
         });
       },
       py::kw_only(), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
       py::arg("mask") = py::none(), py::arg("dy") = py::none(), py::arg("dh_n") = py::none(),
       py::arg("dc_n") = py::none(), py::arg("workspace"), py::arg("batch"), py::arg("time"),
       py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      py::arg("zero_output_for_mask") = false,
+      py::arg("zero_output_for_mask") = false, py::arg("dropout") = 0.0, py::arg("recurrent_dropout") = 0.0,
+      py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0, py::arg("weight_drop") = 0.0, py::arg("seed") = 0,
       "Backward after forward(training=True) -> (dx, dh0, dc0, dW, dU, db or None, dp or None). "
       "Consumes the workspace.");
 
@@ -252,16 +272,26 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
       "step",
       [](const py::object& x, const py::object& h, const py::object& c, const py::object& W, const py::object& U,
          const py::object& b, const py::object& p, const std::string& peephole,
-         const std::string& output_peephole_source) {
+         const std::string& output_peephole_source, double zoneout_h, double zoneout_c) {
         const CellConfig config = config_of(W, U, parse_variant(peephole, output_peephole_source), false);
+        const Regularization reg = regularization_of(0.0, 0.0, zoneout_h, zoneout_c, 0.0, 0);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return step_impl<T>(weights_of<T>(W, U, b, p), config, x, h, c);
+          return step_impl<T>(weights_of<T>(W, U, b, p), config, x, h, c, reg);
         });
       },
       py::kw_only(), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(),
       py::arg("p") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      "One inference step: x [B,I], h, c [B,H] -> (h, c).");
+      py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
+      "One inference step: x [B,I], h, c [B,H] -> (h, c); zoneout acts as its expectation.");
+
+  m.def(
+      "philox4x32_10",
+      [](std::array<std::uint32_t, 4> counter, std::array<std::uint32_t, 2> key) {
+        return philox4x32_10(counter, key);
+      },
+      py::arg("counter"), py::arg("key"),
+      "The counter-based generator behind the regularization masks (for checks against other backends).");
 
   m.def(
       "training_workspace_size",

@@ -1,5 +1,9 @@
 #include "lstm_native/cell.hpp"
 
+#include <cmath>
+#include "lstm_native/regularization.hpp"
+#include "masks_cpu.hpp"
+
 #include <stdexcept>
 
 namespace lstm_native {
@@ -84,6 +88,20 @@ void validate(const CellConfig& config, const Weights<T>& weights) {
     throw std::invalid_argument(std::string("p: expected shape ") + shape_to_string(p_shape) + " for peephole \"" +
                                 to_string(config.peephole) + "\", got " + shape_to_string(weights.peephole.shape));
   }
+}
+
+void validate(const Regularization& regularization) {
+  const std::pair<const char*, double> rates[] = {
+      {"dropout", regularization.dropout},     {"recurrent_dropout", regularization.recurrent_dropout},
+      {"zoneout_h", regularization.zoneout_h}, {"zoneout_c", regularization.zoneout_c},
+      {"weight_drop", regularization.weight_drop}};
+  for (const auto& [name, rate] : rates)
+    if (!(rate >= 0.0 && rate < 1.0))  // also rejects NaN
+      throw std::invalid_argument(std::string(name) + ": expected a rate in [0, 1), got " + std::to_string(rate));
+}
+
+std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter, std::array<std::uint32_t, 2> key) {
+  return detail::philox4x32_10(counter, key);
 }
 
 template void validate<float>(const CellConfig&, const Weights<float>&);

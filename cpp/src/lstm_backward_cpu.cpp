@@ -7,6 +7,7 @@
 
 #include "lstm_native/backward.hpp"
 #include "pointwise_cpu.hpp"
+#include "regularization_cpu.hpp"
 #include "sequence_cpu.hpp"
 
 namespace lstm_native {
@@ -34,18 +35,27 @@ void validate_backward(const CellConfig& config, const Weights<T>& weights, cons
                                 shape_to_string(grads.dpeephole.shape));
 }
 
+// Per-row buffers of the reverse sweep, [B,H] each so that chunks never share: dh_total = ∂L/∂h_t of the
+// step at hand; with zoneout, the gradients that skip the cell (carry_h, carry_c) and the rows' zoneout
+// weights (d_h, d_c).
+template <class T>
+struct SweepBuffers {
+  std::vector<T> dh_total, carry_h, carry_c, d_h, d_c;
+};
+
 // Reverse-time sweep over batch rows [first, last): turns the stored gates into dz for every step and leaves
-// ∂L/∂h_0, ∂L/∂c_0 of those rows in dh, dc (which come in holding ∂L/∂h_T, ∂L/∂c_T). dh_total is a [B,H]
-// buffer of the caller's.
+// ∂L/∂h_0, ∂L/∂c_0 of those rows in dh, dc (which come in holding ∂L/∂h_T, ∂L/∂c_T).
 template <class T, class V>
 void backward_rows(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
-                   std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, T* dh, T* dc, T* dh_total,
-                   std::int64_t first, std::int64_t last) {
+                   std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, const Regularization& reg,
+                   const CallMasks<T>& masks, T* dh, T* dc, SweepBuffers<T>& sweep, std::int64_t first,
+                   std::int64_t last) {
   const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, rows = last - first;
   const T* p = weights.peephole.data;
-  const auto U = matrix(weights.U.data, H, G);
+  const auto U = matrix(masks.recurrent_kernel(weights.U.data), H, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
   auto dC = matrix(dc + first * H, rows, H);
+  T* dh_total = sweep.dh_total.data();
 
   for (std::int64_t t = time - 1; t >= 0; --t) {
     T* gates = ws.gates + t * B * G;
@@ -61,14 +71,21 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
         const T* dy_row = dy + (b * time + t) * H;
         for (std::int64_t j = 0; j < H; ++j) dh_row[j] += dy_row[j];
       }
-      if (valid)
-        output_backward_row<T, V::diagonal && V::current>(gates + b * G, c_cur + b * H, dh_row, dc + b * H, p, H);
-      else
+      if (!valid) {
         std::fill(gates + b * G, gates + (b + 1) * G, T(0));  // a carried state has no dz
+        return;
+      }
+      if constexpr (V::zoneout) zoneout_weights(reg, true, t, b, B, H, sweep.d_h.data() + b * H, sweep.d_c.data() + b * H);
+      T* c_new = ws.c_new ? ws.c_new + (t * B + b) * H : nullptr;
+      const ZoneoutRow<T> zoneout{sweep.d_h.data() + b * H, sweep.d_c.data() + b * H, nullptr, c_prev + b * H, c_new};
+      output_backward_row<T, V::diagonal && V::current, V::zoneout>(
+          gates + b * G, c_cur + b * H, dh_row, dc + b * H, p, zoneout, sweep.carry_h.data() + b * H,
+          sweep.carry_c.data() + b * H, H);
     };
     auto cell = [&](std::int64_t b) {
       if (valid_step(mask, b, t, time))
-        cell_backward_row<T, V::diagonal, V::diagonal && !V::current>(gates + b * G, c_prev + b * H, dc + b * H, p, H);
+        cell_backward_row<T, V::diagonal, V::diagonal && !V::current, V::zoneout>(
+            gates + b * G, c_prev + b * H, dc + b * H, p, sweep.carry_c.data() + b * H, H);
     };
     if constexpr (V::split_pass) {
       for (std::int64_t b = first; b < last; ++b) output(b);
@@ -85,10 +102,20 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
       dC.noalias() += dZ.middleCols(H, H) * peephole_matrix(kPeepF).transpose();
       if constexpr (!V::current) dC.noalias() += dZ.rightCols(H) * peephole_matrix(kPeepO).transpose();
     }
-    // ∂L/∂h_{t-1} = dz_t Uᵀ; a masked row carried h_{t-1} unchanged, so its gradient passes straight through.
+    // ∂L/∂h_{t-1} = (dz_t Uᵀ) ⊙ m_h [+ the zoneout carry]; a masked row carried h_{t-1} unchanged, so its
+    // gradient passes straight through.
     matrix(dh + first * H, rows, H).noalias() = dZ * U.transpose();
-    for (std::int64_t b = first; b < last; ++b)
-      if (!valid_step(mask, b, t, time)) std::copy(dh_total + b * H, dh_total + (b + 1) * H, dh + b * H);
+    for (std::int64_t b = first; b < last; ++b) {
+      T* dh_row = dh + b * H;
+      if (!valid_step(mask, b, t, time)) {
+        std::copy(dh_total + b * H, dh_total + (b + 1) * H, dh_row);
+        continue;
+      }
+      if (!masks.recurrent.empty())
+        for (std::int64_t j = 0; j < H; ++j) dh_row[j] *= masks.recurrent[b * H + j];
+      if constexpr (V::zoneout)
+        for (std::int64_t j = 0; j < H; ++j) dh_row[j] += sweep.carry_h[b * H + j];
+    }
   }
 }
 
@@ -96,16 +123,18 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
 template <class T>
 void backward_steps(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                     std::int64_t time, const OutputGradients<T>& grad_out, const WorkspaceLayout<T>& ws,
-                    std::vector<T>& dh, std::vector<T>& dc) {
+                    const Regularization& reg, const CallMasks<T>& masks, std::vector<T>& dh, std::vector<T>& dc) {
   const std::int64_t BH = B * config.hidden_size;
   if (!grad_out.dh_n.empty()) std::copy(grad_out.dh_n.data, grad_out.dh_n.data + BH, dh.begin());
   if (!grad_out.dc_n.empty()) std::copy(grad_out.dc_n.data, grad_out.dc_n.data + BH, dc.begin());
-  std::vector<T> dh_total(BH);
-  dispatch_variant(config, [&](auto variant) {
+  const std::size_t zoneout_size = reg.zoneout() ? BH : 0;
+  SweepBuffers<T> sweep{std::vector<T>(BH), std::vector<T>(zoneout_size), std::vector<T>(zoneout_size),
+                        std::vector<T>(zoneout_size), std::vector<T>(zoneout_size)};
+  dispatch_variant(config, reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
     parallel_chunks(B, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
-      backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, dh.data(), dc.data(),
-                          dh_total.data(), first, last);
+      backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, dh.data(), dc.data(),
+                          sweep, first, last);
     });
   });
 }
@@ -124,23 +153,31 @@ Eigen::Array<T, 1, Eigen::Dynamic> sum_of_rows(std::int64_t count, std::int64_t 
 // stored states: dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ (by chunks of columns), dp_k = Σ dz_k ⊙ c
 // (diagonal) or cᵀ dz_k (full) (by chunks of units), and dx = dZ Wᵀ (by chunks of rows), computed
 // time-major into the spent x_tm buffer and transposed to batch-first.
+// With regularization: h_prev is the recurrent-dropped h (masked in place: the workspace is spent), dU is
+// taken w.r.t. U before weight-drop (⊙ M_U/(1-p)), and dx passes back through the input mask.
 template <class T>
 void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std::int64_t B, std::int64_t time,
-                        const WorkspaceLayout<T>& ws, const Gradients<T>& grads) {
+                        const WorkspaceLayout<T>& ws, const CallMasks<T>& masks, const Gradients<T>& grads) {
   const std::int64_t I = config.input_size, H = config.hidden_size, G = 4 * H, rows = time * B;
+  if (!masks.recurrent.empty()) apply_sequence_mask(ws.h, rows, B, H, masks.recurrent.data());
   const auto dZ = matrix(static_cast<const T*>(ws.gates), rows, G);
   const auto X_tm = matrix(static_cast<const T*>(ws.x_tm), rows, I);
   const auto H_prev = matrix(static_cast<const T*>(ws.h), rows, H);  // h_{t-1} of each row
   const auto C_prev = matrix(static_cast<const T*>(ws.c), rows, H);  // c_{t-1} of each row
-  // The c the output gate peeks at: c_t, or c_{t-1}.
-  const T* c_out = ws.c + (config.output_peephole_source == OutputPeepholeSource::Current ? B * H : 0);
+  // The c the output gate peeks at: c_t (before zoneout mixes it), or c_{t-1}.
+  const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
+  const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
   const auto C_out = matrix(c_out, rows, H);
 
   parallel_chunks(G, kReductionChunkColumns, [&](std::int64_t first, std::int64_t last) {
     const std::int64_t n = last - first;
     const auto dZ_cols = dZ.middleCols(first, n);
     if (!grads.dW.empty()) matrix(grads.dW.data, I, G).middleCols(first, n).noalias() = X_tm.transpose() * dZ_cols;
-    if (!grads.dU.empty()) matrix(grads.dU.data, H, G).middleCols(first, n).noalias() = H_prev.transpose() * dZ_cols;
+    if (!grads.dU.empty()) {
+      auto dU = matrix(grads.dU.data, H, G).middleCols(first, n);
+      dU.noalias() = H_prev.transpose() * dZ_cols;
+      if (!masks.weight.empty()) dU.array() *= matrix(masks.weight.data(), H, G).middleCols(first, n).array();
+    }
     if (!grads.db.empty())
       matrix(grads.db.data, 1, G).middleCols(first, n) = sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_cols.row(r).array(); });
   });
@@ -166,6 +203,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
     parallel_chunks(rows, kGemmChunkRows, [&](std::int64_t first, std::int64_t last) {
       dX_tm.middleRows(first, last - first).noalias() = dZ.middleRows(first, last - first) * W.transpose();
     });
+    if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, rows, B, I, masks.input.data());
     swap_leading_axes(static_cast<const T*>(ws.x_tm), time, B, I, grads.dx.data);
   }
 }
@@ -176,23 +214,25 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
 template <class T>
 void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const std::uint8_t> mask,
               std::int64_t batch, std::int64_t time, const OutputGradients<T>& grad_out,
-              const Workspace<T>& workspace, const Gradients<T>& grads) {
+              const Workspace<T>& workspace, const Gradients<T>& grads, const Regularization& regularization) {
   using namespace detail;
-  const WorkspaceLayout<T> ws = workspace_layout(config, batch, time, workspace);
+  validate(regularization);
+  const WorkspaceLayout<T> ws = workspace_layout(config, batch, time, regularization, workspace);
   validate_backward(config, weights, mask, batch, time, grad_out, grads);
   const std::int64_t H = config.hidden_size, BH = batch * H;
+  const CallMasks<T> masks = draw_call_masks(regularization, config, batch, weights.U.data);
   std::vector<T> dh(BH, T(0)), dc(BH, T(0));
-  backward_steps(config, weights, mask.data, batch, time, grad_out, ws, dh, dc);
+  backward_steps(config, weights, mask.data, batch, time, grad_out, ws, regularization, masks, dh, dc);
   if (!grads.dh0.empty()) std::copy(dh.begin(), dh.end(), grads.dh0.data);
   if (!grads.dc0.empty()) std::copy(dc.begin(), dc.end(), grads.dc0.data);
-  sequence_gradients(config, weights, batch, time, ws, grads);
+  sequence_gradients(config, weights, batch, time, ws, masks, grads);
 }
 
 template void backward<float>(const CellConfig&, const Weights<float>&, Tensor<const std::uint8_t>, std::int64_t,
                               std::int64_t, const OutputGradients<float>&, const Workspace<float>&,
-                              const Gradients<float>&);
+                              const Gradients<float>&, const Regularization&);
 template void backward<double>(const CellConfig&, const Weights<double>&, Tensor<const std::uint8_t>, std::int64_t,
                                std::int64_t, const OutputGradients<double>&, const Workspace<double>&,
-                               const Gradients<double>&);
+                               const Gradients<double>&, const Regularization&);
 
 }  // namespace lstm_native

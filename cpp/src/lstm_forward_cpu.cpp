@@ -6,6 +6,7 @@
 
 #include "lstm_native/forward.hpp"
 #include "pointwise_cpu.hpp"
+#include "regularization_cpu.hpp"
 #include "sequence_cpu.hpp"
 
 namespace lstm_native {
@@ -47,18 +48,30 @@ void initial_state(const Tensor<const T>& given, T* state, std::int64_t count) {
     std::copy(given.data, given.data + count, state);
 }
 
+// What the recurrence needs of a call's regularization.
+template <class T>
+struct StepRegularization {
+  const Regularization& reg;
+  bool training;
+  const T* U;               // the recurrent kernel to use (weight-dropped in training)
+  const T* recurrent_mask;  // [B,H] variational mask on h_{t-1} in z_t, or nullptr
+  T* c_new;                 // [T,B,H] where training keeps the pre-zoneout cell states, or nullptr
+};
+
 // The whole recurrence for batch rows [first, last): per step z += h_{t-1} U (and c P_k for full peepholes),
 // then the fused elementwise pass of each row.
 template <class T, class V>
 void forward_rows(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                  const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf, std::int64_t first,
-                  std::int64_t last) {
+                  const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf,
+                  const StepRegularization<T>& regularization, std::int64_t first, std::int64_t last) {
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H, BH = B * H;
   const std::int64_t rows = last - first;
   const T* p = weights.peephole.data;
   const std::uint8_t* mask = in.mask.data;
-  const auto U = matrix(weights.U.data, H, G);
+  const auto U = matrix(regularization.U, H, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
+  // h_{t-1} with recurrent dropout, and one row's zoneout weights
+  std::vector<T> h_dropped(regularization.recurrent_mask ? rows * H : 0), d_h(V::zoneout ? H : 0), d_c(d_h.size());
 
   for (std::int64_t t = 0; t < time; ++t) {
     T* gates = buf.gates + t * buf.gate_step;
@@ -67,7 +80,13 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
     T* h_cur = buf.h + buf.slot(t + 1) * BH;
     T* c_cur = buf.c + buf.slot(t + 1) * BH;
     auto Z = matrix(gates + first * buf.gate_row, rows, G, buf.gate_row);
-    Z.noalias() += matrix(h_prev + first * H, rows, H) * U;
+    if (regularization.recurrent_mask) {
+      for (std::int64_t k = 0; k < rows * H; ++k)
+        h_dropped[k] = h_prev[first * H + k] * regularization.recurrent_mask[first * H + k];
+      Z.noalias() += matrix(static_cast<const T*>(h_dropped.data()), rows, H) * U;
+    } else {
+      Z.noalias() += matrix(h_prev + first * H, rows, H) * U;
+    }
     if constexpr (V::full) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
       const auto C_prev = matrix(c_prev + first * H, rows, H);
       Z.leftCols(H).noalias() += C_prev * peephole_matrix(kPeepI);
@@ -86,10 +105,17 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
       T* y_row = out.y.data + (b * time + t) * H;
       if (valid_step(mask, b, t, time)) {
         const T* c_src = (V::current ? c_cur : c_prev) + b * H;
-        output_forward_row<T, V::diagonal>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, h_row, H);
+        if constexpr (V::zoneout)
+          zoneout_weights(regularization.reg, regularization.training, t, b, B, H, d_h.data(), d_c.data());
+        T* c_new = regularization.c_new ? regularization.c_new + (t * B + b) * H : nullptr;
+        const ZoneoutRow<T> zoneout{d_h.data(), d_c.data(), h_prev + b * H, c_prev + b * H, c_new};
+        output_forward_row<T, V::diagonal, V::zoneout>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, h_row,
+                                                       zoneout, H);
         std::copy(h_row, h_row + H, y_row);
       } else {
         std::copy(h_prev + b * H, h_prev + (b + 1) * H, h_row);
+        if (regularization.c_new)  // defined values, though dz_o = 0 at a masked step
+          std::copy(c_prev + b * H, c_prev + (b + 1) * H, regularization.c_new + (t * B + b) * H);
         if (config.zero_output_for_mask)
           std::fill(y_row, y_row + H, T(0));
         else
@@ -115,11 +141,12 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
 // The recurrence over all batch rows, chunk by chunk in parallel, for the config's variant.
 template <class T>
 void forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf) {
-  dispatch_variant(config, [&](auto variant) {
+                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf,
+                   const StepRegularization<T>& regularization) {
+  dispatch_variant(config, regularization.reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
     parallel_chunks(dims.batch, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
-      forward_rows<T, V>(config, weights, in, out, dims, buf, first, last);
+      forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, first, last);
     });
   });
 }
@@ -130,38 +157,46 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
 
 template <class T>
 void forward_inference(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                       const SequenceOutput<T>& out) {
+                       const SequenceOutput<T>& out, const Regularization& regularization) {
   using namespace detail;
+  validate(regularization);
   const SequenceDims dims = validate_forward(config, weights, in, out);
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
   // Batch-first gates: row b of step t at (b*T + t)*4H, so x W needs no transpose.
-  std::vector<T> gates(static_cast<std::size_t>(workspace_sizes(config, B, time).gates));
+  std::vector<T> gates(static_cast<std::size_t>(workspace_sizes(config, B, time, false).gates));
   std::vector<T> h(2 * B * H), c(2 * B * H);
   input_projection(in.x.data, B * time, config, weights, gates.data());
   initial_state(in.h0, h.data(), B * H);
   initial_state(in.c0, c.data(), B * H);
   const ForwardBuffers<T> buf{gates.data(), 4 * H, time * 4 * H, h.data(), c.data(), true};
-  forward_steps(config, weights, in, out, dims, buf);
+  forward_steps(config, weights, in, out, dims, buf,
+                StepRegularization<T>{regularization, false, weights.U.data, nullptr, nullptr});
 }
 
 template <class T>
 void forward_training(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                      const SequenceOutput<T>& out, const Workspace<T>& workspace) {
+                      const SequenceOutput<T>& out, const Workspace<T>& workspace, const Regularization& regularization) {
   using namespace detail;
+  validate(regularization);
   const SequenceDims dims = validate_forward(config, weights, in, out);
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
-  const WorkspaceLayout<T> ws = workspace_layout(config, B, time, workspace);
+  const WorkspaceLayout<T> ws = workspace_layout(config, B, time, regularization, workspace);
+  const CallMasks<T> masks = draw_call_masks(regularization, config, B, weights.U.data);
   swap_leading_axes(in.x.data, B, time, config.input_size, ws.x_tm);
+  if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, time * B, B, config.input_size, masks.input.data());
   input_projection(static_cast<const T*>(ws.x_tm), time * B, config, weights, ws.gates);
   initial_state(in.h0, ws.h, B * H);
   initial_state(in.c0, ws.c, B * H);
   const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, false};
-  forward_steps(config, weights, in, out, dims, buf);
+  const T* recurrent_mask = masks.recurrent.empty() ? nullptr : masks.recurrent.data();
+  forward_steps(config, weights, in, out, dims, buf,
+                StepRegularization<T>{regularization, true, masks.recurrent_kernel(weights.U.data), recurrent_mask,
+                                      ws.c_new});
 }
 
 template <class T>
 void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x, Tensor<const T> h_prev,
-                  Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c) {
+                  Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c, const Regularization& regularization) {
   validate(config);
   const std::int64_t I = config.input_size, H = config.hidden_size;
   if (x.empty() || x.shape.size() != 2 || x.shape[1] != I)
@@ -175,16 +210,16 @@ void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<co
   // A sequence of one step whose output y is h.
   const SequenceInput<T> in{Tensor<const T>(x.data, {B, 1, I}), h_prev, c_prev, {}};
   const SequenceOutput<T> out{Tensor<T>(h.data, {B, 1, H}), {}, c};
-  forward_inference(config, weights, in, out);
+  forward_inference(config, weights, in, out, regularization);
 }
 
 #define LSTM_NATIVE_INSTANTIATE_FORWARD(T)                                                                      \
   template void forward_inference<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,            \
-                                     const SequenceOutput<T>&);                                                \
+                                     const SequenceOutput<T>&, const Regularization&);                         \
   template void forward_training<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,             \
-                                    const SequenceOutput<T>&, const Workspace<T>&);                            \
+                                    const SequenceOutput<T>&, const Workspace<T>&, const Regularization&);     \
   template void forward_step<T>(const CellConfig&, const Weights<T>&, Tensor<const T>, Tensor<const T>,        \
-                                Tensor<const T>, Tensor<T>, Tensor<T>);
+                                Tensor<const T>, Tensor<T>, Tensor<T>, const Regularization&);
 LSTM_NATIVE_INSTANTIATE_FORWARD(float)
 LSTM_NATIVE_INSTANTIATE_FORWARD(double)
 #undef LSTM_NATIVE_INSTANTIATE_FORWARD

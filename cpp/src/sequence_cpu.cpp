@@ -35,7 +35,7 @@ void require_positive(const char* what, std::int64_t value) {
   if (value < 1) throw std::invalid_argument(std::string(what) + " must be >= 1, got " + std::to_string(value));
 }
 
-WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time) {
+WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time, bool zoneout) {
   validate(config);
   require_positive("batch (B)", batch);
   require_positive("time (T)", time);
@@ -44,14 +44,15 @@ WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std
   sizes.x_tm = checked_product({time, batch, I});
   sizes.gates = checked_product({time, batch, 4, H});
   sizes.states = checked_product({checked_sum({time, 1}), batch, H});
-  sizes.total = checked_sum({sizes.x_tm, sizes.gates, sizes.states, sizes.states});
+  sizes.c_new = zoneout ? checked_product({time, batch, H}) : 0;
+  sizes.total = checked_sum({sizes.x_tm, sizes.gates, sizes.states, sizes.states, sizes.c_new});
   return sizes;
 }
 
 template <class T>
 WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,
-                                    const Workspace<T>& workspace) {
-  const WorkspaceSizes sizes = workspace_sizes(config, batch, time);
+                                    const Regularization& regularization, const Workspace<T>& workspace) {
+  const WorkspaceSizes sizes = workspace_sizes(config, batch, time, regularization.zoneout());
   if (workspace.data == nullptr) throw std::invalid_argument("workspace: required");
   if (workspace.size < sizes.total)
     throw std::invalid_argument("workspace: expected at least " + std::to_string(sizes.total) + " elements, got " +
@@ -61,6 +62,7 @@ WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch
   layout.gates = layout.x_tm + sizes.x_tm;
   layout.h = layout.gates + sizes.gates;
   layout.c = layout.h + sizes.states;
+  layout.c_new = sizes.c_new ? layout.c + sizes.states : nullptr;
   return layout;
 }
 
@@ -93,9 +95,9 @@ void swap_leading_axes(const T* src, std::int64_t d0, std::int64_t d1, std::int6
 template void swap_leading_axes(const float*, std::int64_t, std::int64_t, std::int64_t, float*);
 template void swap_leading_axes(const double*, std::int64_t, std::int64_t, std::int64_t, double*);
 template WorkspaceLayout<float> workspace_layout(const CellConfig&, std::int64_t, std::int64_t,
-                                                 const Workspace<float>&);
+                                                 const Regularization&, const Workspace<float>&);
 template WorkspaceLayout<double> workspace_layout(const CellConfig&, std::int64_t, std::int64_t,
-                                                  const Workspace<double>&);
+                                                  const Regularization&, const Workspace<double>&);
 template SequenceDims validate_forward(const CellConfig&, const Weights<float>&, const SequenceInput<float>&,
                                        const SequenceOutput<float>&);
 template SequenceDims validate_forward(const CellConfig&, const Weights<double>&, const SequenceInput<double>&,
@@ -115,8 +117,9 @@ SequenceDims sequence_dims(const CellConfig& config, const std::vector<std::int6
   return dims;
 }
 
-std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time) {
-  return detail::workspace_sizes(config, batch, time).total;
+std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time,
+                                     const Regularization& regularization) {
+  return detail::workspace_sizes(config, batch, time, regularization.zoneout()).total;
 }
 
 }  // namespace lstm_native

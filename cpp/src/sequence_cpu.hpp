@@ -44,12 +44,14 @@ ConstMatrixMap<T> matrix(const T* data, std::int64_t rows, std::int64_t cols) {
 //   gates  [T,B,4H]   activated gates [i, f, g, o] of each step (backward turns them into dz)
 //   h      [T+1,B,H]  h_0 .. h_T, the carried states (h_0 = h0)
 //   c      [T+1,B,H]  c_0 .. c_T
+//   c_new  [T,B,H]    with zoneout only: c̃_1 .. c̃_T, each step's cell value before zoneout mixes it
 template <class T>
 struct WorkspaceLayout {
   T* x_tm;
   T* gates;
   T* h;
   T* c;
+  T* c_new;  // nullptr without zoneout
 };
 
 // Throws std::invalid_argument("<what> must be >= 1, got <value>") unless value >= 1.
@@ -57,13 +59,13 @@ void require_positive(const char* what, std::int64_t value);
 
 // Element count of each part, and their sum; throws std::invalid_argument on overflow.
 struct WorkspaceSizes {
-  std::int64_t x_tm, gates, states, total;
+  std::int64_t x_tm, gates, states, c_new, total;
 };
-WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time);
+WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time, bool zoneout);
 
 template <class T>
 WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,
-                                    const Workspace<T>& workspace);
+                                    const Regularization& regularization, const Workspace<T>& workspace);
 
 // B and T of a forward call, after checking every argument's shape against the config.
 template <class T>
@@ -93,30 +95,40 @@ constexpr std::int64_t kGemmChunkRows = 256;
 constexpr std::int64_t kReductionChunkColumns = 64;
 inline std::int64_t recurrence_chunk_rows(std::int64_t hidden_size) { return hidden_size < 256 ? 16 : 32; }
 
-// The compile-time variant of the cell: peephole kind and the output peephole's source.
-template <Peephole kPeephole, OutputPeepholeSource kSource>
+// The compile-time variant of the cell: peephole kind, the output peephole's source, and zoneout on or off.
+template <Peephole kPeephole, OutputPeepholeSource kSource, bool kZoneout>
 struct Variant {
   static constexpr bool diagonal = kPeephole == Peephole::Diagonal;
   static constexpr bool full = kPeephole == Peephole::Full;
   static constexpr bool current = kSource == OutputPeepholeSource::Current;
+  static constexpr bool zoneout = kZoneout;
   // Only a full output peephole on c_t needs a GEMM between computing c_t and computing o_t.
   static constexpr bool split_pass = full && current;
 };
 
-// Calls fn(Variant<...>{}) for the config's variant.
-template <class Fn>
-void dispatch_variant(const CellConfig& config, const Fn& fn) {
+template <bool kZoneout, class Fn>
+void dispatch_peephole(const CellConfig& config, const Fn& fn) {
   constexpr auto kCur = OutputPeepholeSource::Current;
   constexpr auto kPrev = OutputPeepholeSource::Previous;
   const bool current = config.output_peephole_source == kCur;
   switch (config.peephole) {
     case Peephole::None:  // the source does not matter without peepholes
-      return fn(Variant<Peephole::None, kCur>{});
+      return fn(Variant<Peephole::None, kCur, kZoneout>{});
     case Peephole::Diagonal:
-      return current ? fn(Variant<Peephole::Diagonal, kCur>{}) : fn(Variant<Peephole::Diagonal, kPrev>{});
+      return current ? fn(Variant<Peephole::Diagonal, kCur, kZoneout>{})
+                     : fn(Variant<Peephole::Diagonal, kPrev, kZoneout>{});
     case Peephole::Full:
-      return current ? fn(Variant<Peephole::Full, kCur>{}) : fn(Variant<Peephole::Full, kPrev>{});
+      return current ? fn(Variant<Peephole::Full, kCur, kZoneout>{}) : fn(Variant<Peephole::Full, kPrev, kZoneout>{});
   }
+}
+
+// Calls fn(Variant<...>{}) for the config's variant, with or without zoneout.
+template <class Fn>
+void dispatch_variant(const CellConfig& config, bool zoneout, const Fn& fn) {
+  if (zoneout)
+    dispatch_peephole<true>(config, fn);
+  else
+    dispatch_peephole<false>(config, fn);
 }
 
 // src [d0,d1,width] -> dst [d1,d0,width]: batch-first to time-major and back.

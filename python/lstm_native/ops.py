@@ -112,6 +112,12 @@ def _as_mask(mask, lengths, x: np.ndarray) -> Optional[np.ndarray]:
     return np.ascontiguousarray(mask, dtype=np.uint8)
 
 
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed: expected an integer in [0, 2**64), got {seed!r}")
+    return int(seed)
+
+
 def _check_variant(peephole, output_peephole_source) -> str:
     if peephole not in PEEPHOLES:
         raise ValueError(f"peephole: expected one of {PEEPHOLES}, got {peephole!r}")
@@ -137,12 +143,25 @@ def lstm_forward(
     lengths=None,
     zero_output_for_mask: bool = False,
     training: bool = False,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout_h: float = 0.0,
+    zoneout_c: float = 0.0,
+    weight_drop: float = 0.0,
+    seed: int = 0,
 ) -> LSTMForward:
     """Runs one LSTM layer over whole sequences.
 
     At a masked step (mask False, or past a sequence's length) the state is carried unchanged and the
     output is the carried h, or zero with ``zero_output_for_mask=True`` (as ONNX and PyTorch do).
     With ``training=True`` the result's ``context`` holds what :func:`lstm_backward` needs.
+
+    Regularization, fused into the native passes (rates in [0, 1)): ``dropout`` on x and
+    ``recurrent_dropout`` on h_{t-1} (variational: one mask per sequence, scaled by 1/(1-p)), zoneout of h
+    and c (``zoneout_h``, ``zoneout_c``: each unit keeps its previous value with that probability per step),
+    ``weight_drop`` (DropConnect on U, one mask per call). In training the masks are a function of ``seed``
+    and the element's indices (a Philox counter-based generator): use a new seed per batch. Without
+    training, dropouts are off and zoneout acts as its expectation.
     """
     kind = _check_variant(peephole, output_peephole_source)
     W = np.asarray(W)
@@ -157,6 +176,12 @@ def lstm_forward(
         peephole=kind,
         output_peephole_source=output_peephole_source,
         zero_output_for_mask=bool(zero_output_for_mask),
+        dropout=float(dropout),
+        recurrent_dropout=float(recurrent_dropout),
+        zoneout_h=float(zoneout_h),
+        zoneout_c=float(zoneout_c),
+        weight_drop=float(weight_drop),
+        seed=_seed(seed),
     )
     x = _float_array("x", x, dtype)
     args["mask"] = _as_mask(mask, lengths, x)
@@ -203,8 +228,11 @@ def lstm_step(
     *,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
+    zoneout_h: float = 0.0,
+    zoneout_c: float = 0.0,
 ):
-    """One time step for streaming inference: x (B, I), h and c (B, H) -> (h, c) of the next step."""
+    """One time step for streaming inference: x (B, I), h and c (B, H) -> (h, c) of the next step
+    (zoneout acts as its expectation, as in :func:`lstm_forward` without training)."""
     kind = _check_variant(peephole, output_peephole_source)
     W = np.asarray(W)
     if W.dtype not in (np.float32, np.float64):
@@ -220,4 +248,6 @@ def lstm_step(
         p=_optional_float_array("p", p, dtype),
         peephole=kind,
         output_peephole_source=output_peephole_source,
+        zoneout_h=float(zoneout_h),
+        zoneout_c=float(zoneout_c),
     )

@@ -33,11 +33,12 @@ struct Gradients {
 };
 
 // Backpropagation through time over the sequence that forward_training stored in `workspace`.
-// `mask` is the forward pass's mask (empty if it had none); `batch` and `time` are its B and T.
+// `mask` is the forward pass's mask (empty if it had none); `batch` and `time` are its B and T;
+// `regularization` is the forward pass's (same rates and seed: backward redraws its masks).
 // Consumes the workspace: its contents are overwritten, so call backward once per forward_training.
 template <class T>
 void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const std::uint8_t> mask,
               std::int64_t batch, std::int64_t time, const OutputGradients<T>& grad_out,
-              const Workspace<T>& workspace, const Gradients<T>& grads);
+              const Workspace<T>& workspace, const Gradients<T>& grads, const Regularization& regularization = {});
 
 }  // namespace lstm_native

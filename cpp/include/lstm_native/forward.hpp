@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "lstm_native/cell.hpp"
+#include "lstm_native/regularization.hpp"
 #include "lstm_native/tensor.hpp"
 
 namespace lstm_native {
@@ -44,26 +45,32 @@ struct Workspace {
   std::int64_t size = 0;  // in elements of T
 };
 
-// Number of elements of T the training workspace needs for a batch of B sequences of T steps.
-// Throws std::invalid_argument if the count overflows.
-std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time);
+// Number of elements of T the training workspace needs for a batch of B sequences of T steps (more with
+// zoneout, whose pre-zoneout cell states backward needs). Throws std::invalid_argument if it overflows.
+std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time,
+                                     const Regularization& regularization = {});
 
-// Inference: runs the whole sequence and writes `out`. Allocates its own scratch memory.
+// Inference: runs the whole sequence and writes `out`. Allocates its own scratch memory. Of
+// `regularization` only the zoneout rates act (as their expectation); see regularization.hpp.
 template <class T>
 void forward_inference(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                       const SequenceOutput<T>& out);
+                       const SequenceOutput<T>& out, const Regularization& regularization = {});
 
-// Training: as forward_inference, and fills `workspace` (size >= training_workspace_size(config, B, T))
-// for a later call to backward() with the same config, weights, batch, time and mask.
+// Training: as forward_inference, and fills `workspace` (size >= training_workspace_size(config, B, T,
+// regularization))
+// for a later call to backward() with the same config, weights, batch, time, mask and regularization,
+// whose masks it draws (regularization.hpp).
 template <class T>
 void forward_training(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                      const SequenceOutput<T>& out, const Workspace<T>& workspace);
+                      const SequenceOutput<T>& out, const Workspace<T>& workspace,
+                      const Regularization& regularization = {});
 
 // One time step (inference), for streaming use:
 //   x [B,I], h_prev [B,H], c_prev [B,H] (both required)  ->  h [B,H], c [B,H].
 // Same cell as the sequence calls with T = 1; h and c must not alias h_prev and c_prev.
 template <class T>
 void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x,
-                  Tensor<const T> h_prev, Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c);
+                  Tensor<const T> h_prev, Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c,
+                  const Regularization& regularization = {});
 
 }  // namespace lstm_native

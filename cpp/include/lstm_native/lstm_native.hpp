@@ -33,6 +33,7 @@
 #include "lstm_native/config.hpp"
 #include "lstm_native/tensor.hpp"
 #include "lstm_native/cell.hpp"
+#include "lstm_native/regularization.hpp"
 #include "lstm_native/forward.hpp"
 #include "lstm_native/backward.hpp"
 #include "lstm_native/threads.hpp"
