@@ -169,3 +169,29 @@ def test_bad_fit_arguments_raise_clear_errors():
         model.fit(x, y, validation_split=1.5, verbose=0)
     with pytest.raises(ValueError, match="features"):
         model.fit(x[..., :2], y, verbose=0)
+
+
+def test_lstm_regularization_arguments_train_reproducibly():
+    x, labels, y = toy_data(64)
+    rates = dict(dropout=0.2, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.1, weight_drop=0.2)
+
+    def run():
+        lstm_native.utils.set_random_seed(3)
+        model = Sequential([layers.LSTM(H, input_shape=(T, I), **rates), layers.Dense(CLASSES, activation="softmax")])
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        return model, history.history
+
+    model, history = run()
+    _, again = run()
+    assert history == again
+    lstm = model.layers[0]
+    first, second = lstm(x, training=True), lstm(x, training=True)
+    assert not np.array_equal(first, second)  # fresh masks per training call
+    np.testing.assert_array_equal(lstm(x), lstm(x))  # inference is deterministic
+
+
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout", "zoneout_h", "zoneout_c", "weight_drop"])
+def test_lstm_rejects_bad_rates(argument):
+    with pytest.raises(ValueError, match=argument):
+        layers.LSTM(4, **{argument: 1.0})

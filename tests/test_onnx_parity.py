@@ -24,46 +24,24 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper
 
+from lstm_native import gate_orders
 from lstm_native.ops import lstm_forward
 
 B, T, I, H = 4, 6, 3, 5
 OPSET = 14
 RTOL = ATOL = 1e-5
 
-# Gate orders, written as the letters of each system's blocks (ONNX calls the candidate "c", we call it "g").
-# TODO: move to the library's one gate-order module once it exists.
-OUR_GATES = "ifgo"  # W, U, b column blocks
-ONNX_GATES = "iofc"  # W, R, B row blocks
-OUR_PEEPHOLES = "ifo"  # rows of p
-ONNX_PEEPHOLES = "iof"  # blocks of P
-ONNX_NAME_OF = {"i": "i", "f": "f", "g": "c", "o": "o"}
-
-
-def permute_blocks(array, source, target, axis, rename=None):
-    """Reorders the len(source) equal blocks of `array` along `axis` from the order `source` to `target`."""
-    rename = rename or {}
-    blocks = dict(zip((rename.get(k, k) for k in source), np.split(array, len(source), axis=axis)))
-    assert sorted(blocks) == sorted(target), (source, target)
-    return np.concatenate([blocks[k] for k in target], axis=axis)
-
-
 def to_onnx_weights(W, U, b, p):
-    """Ours (W [I,4H], U [H,4H], b [4H], p [3,H]) -> ONNX (W [1,4H,I], R [1,4H,H], B [1,8H], P [1,3H])."""
-    onnx_W = permute_blocks(W.T, OUR_GATES, ONNX_GATES, axis=0, rename=ONNX_NAME_OF)[None]
-    onnx_R = permute_blocks(U.T, OUR_GATES, ONNX_GATES, axis=0, rename=ONNX_NAME_OF)[None]
-    bias = permute_blocks(b, OUR_GATES, ONNX_GATES, axis=0, rename=ONNX_NAME_OF)
+    """Ours (W [I,4H], U [H,4H], b [4H], p [3,H]) -> ONNX (W [1,4H,I], R [1,4H,H], B [1,8H], P [1,3H]), in the
+    gate orders of lstm_native.gate_orders (whose ONNX entries this test checks)."""
+    def rows(array):
+        return gate_orders.permute(array, gate_orders.OURS, gate_orders.ONNX, axis=0)
+
+    bias = rows(b)
     # ONNX adds Wb + Rb: any split whose sum is our b (here 30% / 70%) is the same cell.
     wb = 0.3 * bias
-    onnx_B = np.concatenate([wb, bias - wb])[None]
-    onnx_P = permute_blocks(p.reshape(-1), OUR_PEEPHOLES, ONNX_PEEPHOLES, axis=0)[None]
-    return onnx_W, onnx_R, onnx_B, onnx_P
-
-
-def test_gate_permutation_helper_moves_whole_blocks():
-    ours = np.repeat(np.arange(4), 2)  # blocks i=0, f=1, g=2, o=3, each of size 2
-    onnx_order = permute_blocks(ours, OUR_GATES, ONNX_GATES, axis=0, rename=ONNX_NAME_OF)
-    assert onnx_order.tolist() == [0, 0, 3, 3, 1, 1, 2, 2]
-    assert permute_blocks(np.array([0, 1, 2]), OUR_PEEPHOLES, ONNX_PEEPHOLES, axis=0).tolist() == [0, 2, 1]
+    onnx_P = gate_orders.permute(p.reshape(-1), gate_orders.OUR_PEEPHOLES, gate_orders.ONNX_PEEPHOLES, axis=0)
+    return rows(W.T)[None], rows(U.T)[None], np.concatenate([wb, bias - wb])[None], onnx_P[None]
 
 
 def onnx_lstm_session():

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._backend import core as _core
-from . import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, ops, optimizers,
-               regularizers, utils)
+from . import (activations, callbacks, datasets, gate_orders, initializers, interop, layers, losses, metrics, models,
+               onnx, ops, optimizers, regularizers, utils)
 from ._backend import isa
 
 __version__ = _core.__version__
@@ -21,9 +21,9 @@ with_openmp = _core.with_openmp
 get_num_threads = _core.get_num_threads
 
 __all__ = [
-    "__version__", "activations", "callbacks", "cmake_prefix", "datasets", "get_num_threads", "initializers", "isa",
-    "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "set_num_threads", "utils",
-    "with_cuda", "with_openmp",
+    "__version__", "activations", "callbacks", "cmake_prefix", "datasets", "gate_orders", "get_num_threads",
+    "initializers", "interop", "isa", "layers", "losses", "metrics", "models", "onnx", "ops", "optimizers",
+    "regularizers", "set_num_threads", "utils", "with_cuda", "with_openmp",
 ]
 
 

@@ -1,12 +1,15 @@
 """Training callbacks with Keras 3's hooks, arguments and behaviour.
 
 A callback reaches the model only through ``model.stop_training`` (bool), ``model.get_weights()`` /
-``model.set_weights(list of arrays)`` and ``model.optimizer.learning_rate`` (read and assigned).
+``model.set_weights(list of arrays)``, ``model.optimizer.learning_rate`` (read and assigned), and for the
+checkpoint callbacks ``model.save`` / ``model.save_weights``, lstm_native.saving's checkpoints and
+``model._initial_epoch`` (the epoch a resumed fit starts from, as in Keras).
 """
 
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import csv
 import math
 import os
@@ -16,6 +19,8 @@ import warnings
 from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
+
+from . import saving, utils
 
 __all__ = [
     "Callback",
@@ -29,6 +34,8 @@ __all__ = [
     "CSVLogger",
     "TerminateOnNaN",
     "LambdaCallback",
+    "ModelCheckpoint",
+    "BackupAndRestore",
 ]
 
 
@@ -726,3 +733,183 @@ class LambdaCallback(Callback):
         for hook, function in hooks.items():
             if function is not None:
                 setattr(self, hook, function)
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+
+class _SaveFrequency:
+    """Keras' ``save_freq``: "epoch" (at every epoch's end) or an integer n (after every n training batches,
+    counted across epochs)."""
+
+    def __init__(self, save_freq):
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and not isinstance(save_freq, bool)
+                                         and save_freq > 0):
+            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected save_freq are 'epoch' or positive "
+                             "integer values")
+        self.per_epoch = save_freq == "epoch"
+        self._every = save_freq
+        self._batches = 0
+
+    def due_after_batch(self) -> bool:
+        if self.per_epoch:
+            return False
+        self._batches += 1
+        if self._batches < self._every:
+            return False
+        self._batches = 0
+        return True
+
+
+class ModelCheckpoint(_MonitorCallback):
+    """Saves the model (``model.save``, optimizer included) or, with ``save_weights_only``, its weights
+    (``model.save_weights``) at every epoch's end, or every ``save_freq`` training batches.
+
+    ``filepath`` may hold ``str.format`` fields: ``{epoch}`` (1-based), ``{batch}`` (1-based, in batch-level
+    saves) and any key of the logs, e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}.safetensors"``; it must end in
+    ``.safetensors`` (lstm_native's format, where Keras 3 asks for ``.keras`` or ``.weights.h5``). Missing
+    directories are created. ``save_best_only``: save only when ``monitor`` improves on the best value so far
+    (which starts at ``initial_value_threshold``), in the direction ``mode`` gives ("auto": from the name, as
+    :class:`EarlyStopping`); without a value for ``monitor`` in the logs, warn and save anyway (Keras).
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__(monitor, mode, baseline=initial_value_threshold)
+        self.filepath = os.fspath(filepath)
+        if not self.filepath.endswith(".safetensors"):
+            raise ValueError("The filepath provided must end in `.safetensors` (lstm_native's model and weights "
+                             "format; Keras 3 asks for `.keras` or `.weights.h5` here). Received: "
+                             f"filepath={self.filepath}")
+        self.verbose = verbose
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self._frequency = _SaveFrequency(save_freq)
+        self._current_epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._frequency.due_after_batch():
+            self._save(self._current_epoch, batch, logs or {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._frequency.per_epoch:
+            self._save(epoch, None, logs or {})
+
+    def _file_path(self, epoch, batch, logs) -> str:
+        fields = {"epoch": epoch + 1, **({} if batch is None else {"batch": batch + 1}), **logs}
+        try:
+            return self.filepath.format(**fields)
+        except KeyError as error:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {error}') from None
+
+    def _should_save(self, epoch, logs, filepath) -> bool:
+        if not self.save_best_only:
+            if self.verbose > 0:
+                _print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            return True
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        best = "None" if self.best is None else f"{self.best:.5f}"
+        if not self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                _print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
+            return False
+        if self.verbose > 0:
+            _print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to {current:.5f}, saving model to "
+                   f"{filepath}")
+        self.best = current
+        return True
+
+    def _save(self, epoch, batch, logs) -> None:
+        filepath = self._file_path(epoch, batch, logs)
+        if not self._should_save(epoch, logs, filepath):
+            return
+        directory = os.path.dirname(filepath)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(filepath)
+        else:
+            self.model.save(filepath)
+
+
+class BackupAndRestore(Callback):
+    """Backs the training state up, and a later ``fit`` resumes from it after an interruption.
+
+    The backup, ``<backup_dir>/latest.safetensors`` (lstm_native.saving's checkpoint), holds the weights, the
+    optimizer's state, the epoch to resume at and the states of the random generators (the library's and
+    those that layers with a seed hold). It is written at every epoch's end, or with an integer
+    ``save_freq`` every that many training batches. When ``fit`` begins and a backup exists, it is checked
+    against the model (built, compiled as when it was written) and restored, and ``fit`` starts at its epoch.
+    A run resumed from an epoch's end ends with the weights of an uninterrupted run, bit for bit; a
+    batch-level backup restarts its epoch from the beginning with the backup's weights (as Keras does).
+    ``delete_checkpoint``: remove the backup (and ``backup_dir`` if that leaves it empty) when ``fit``
+    completes.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = delete_checkpoint
+        self._frequency = _SaveFrequency(save_freq)
+        self._path = os.path.join(self.backup_dir, "latest.safetensors")
+        self._current_epoch = 0
+
+    def _layer_generators(self) -> Dict[str, tuple]:
+        """The numpy generators that layers hold (seeded Dropout and LSTM layers have one), as
+        {"layers.<k>.[forward.|backward.]<attribute>": (layer, attribute)}."""
+        return {prefix + attribute: (part, attribute) for prefix, part in saving.named_parts(self.model)
+                for attribute, value in vars(part).items() if isinstance(value, np.random.Generator)}
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._path):
+            return
+        restore, state = saving.read_checkpoint(self.model, self._path)
+        holders = self._layer_generators()
+        if not (isinstance(state, dict) and set(state) == {"epoch", "rng", "layer_rngs"}
+                and isinstance(state["epoch"], int) and not isinstance(state["epoch"], bool) and state["epoch"] >= 0
+                and isinstance(state["layer_rngs"], dict) and set(state["layer_rngs"]) == set(holders)):
+            raise ValueError(f"{self._path}: its training_state is not the one of a backup of this model")
+        try:
+            generators = {name: utils.generator_from_state(state["layer_rngs"][name]) for name in holders}
+            utils.set_rng_state(state["rng"])  # the first change, all or nothing; what follows cannot fail
+        except ValueError as error:
+            raise ValueError(f"{self._path}: training_state: {error}") from None
+        restore.apply()
+        for name, (layer, attribute) in holders.items():
+            setattr(layer, attribute, generators[name])
+        self.model._initial_epoch = state["epoch"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._frequency.due_after_batch():
+            self._save(resume_at=self._current_epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._frequency.per_epoch:
+            self._save(resume_at=epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self._path):
+            os.remove(self._path)
+            with contextlib.suppress(OSError):  # only an empty directory goes
+                os.rmdir(self.backup_dir)
+
+    def _save(self, resume_at: int) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        layer_rngs = {name: getattr(layer, attribute).bit_generator.state
+                      for name, (layer, attribute) in self._layer_generators().items()}
+        saving.save_checkpoint(self.model, self._path,
+                               {"epoch": resume_at, "rng": utils.get_rng_state(), "layer_rngs": layer_rngs})

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from . import utils
+from . import _serialization, utils
 
 
 def compute_fans(shape) -> tuple:
@@ -183,9 +183,12 @@ _ALIASES.update({cls.__name__: cls for cls in set(_ALIASES.values())})
 
 
 def get(identifier) -> Initializer:
-    """An initializer from a Keras name ("glorot_uniform", "Orthogonal", ...), an instance or a callable."""
+    """An initializer from a Keras name ("glorot_uniform", "Orthogonal", ...), a ``{"class_name", "config"}``
+    dict (as layers' get_config writes it), an instance or a callable."""
     if isinstance(identifier, Initializer) or callable(identifier) and not isinstance(identifier, type):
         return identifier
+    if isinstance(identifier, dict):
+        return _serialization.deserialize(identifier, _ALIASES, "initializer")
     if isinstance(identifier, str) and identifier in _ALIASES:
         return _ALIASES[identifier]()
     raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")

@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from . import _serialization
 from .activations import _floating, log_softmax, sigmoid
 
 # Keras' backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON] before their log.
@@ -244,6 +245,9 @@ class Loss:
         """(loss, dloss/dy_pred), the gradient of y_pred's shape and dtype."""
         return _value_and_grad(self._per_sample, y_true, y_pred, sample_weight)
 
+    def get_config(self) -> dict:
+        return _serialization.constructor_arguments(self)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -337,9 +341,12 @@ _BY_NAME.update({cls.__name__: cls for cls in set(_BY_NAME.values())})
 
 def get(identifier) -> Loss:
     """Resolves a loss as Keras' compile does: a Loss passes through; a class name ("MeanSquaredError") gives
-    the class with its default name; a function name or alias ("mse") gives the class named by that string."""
+    the class with its default name; a function name or alias ("mse") gives the class named by that string;
+    a ``{"class_name", "config"}`` dict (a saved model's) gives that class with that config."""
     if isinstance(identifier, Loss):
         return identifier
+    if isinstance(identifier, dict):
+        return _serialization.deserialize(identifier, _BY_NAME, "loss")
     if isinstance(identifier, str) and identifier in _BY_NAME:
         cls = _BY_NAME[identifier]
         return cls() if identifier == cls.__name__ else cls(name=identifier)

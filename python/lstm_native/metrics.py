@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import _serialization
 from .losses import _squeeze_or_expand, mean_absolute_error, mean_squared_error
 
 
@@ -33,6 +34,9 @@ class Metric:
 
     def reset_state(self) -> None:
         raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return _serialization.constructor_arguments(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}: {self.result()}>"
@@ -177,10 +181,13 @@ def get(identifier, y_true=None, y_pred=None) -> Metric:
 
     "accuracy" / "acc" (any case) pick binary, sparse categorical or categorical accuracy from the shapes of
     y_true and y_pred (a batch of targets and of predictions), which they then require. A plain function
-    ``fn(y_true, y_pred) -> values`` is averaged by a MeanMetricWrapper named after it.
+    ``fn(y_true, y_pred) -> values`` is averaged by a MeanMetricWrapper named after it. A
+    ``{"class_name", "config"}`` dict (a saved model's) gives that class with that config.
     """
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict):
+        return _serialization.deserialize(identifier, _BY_NAME, "metric")
     if isinstance(identifier, str):
         if identifier.lower() in ("accuracy", "acc"):
             if y_true is None or y_pred is None:

@@ -9,10 +9,11 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import callbacks as callbacks_module
+from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import utils
+from . import saving, utils
 from .layers.base import Layer
 from .layers.core import InputLayer
 
@@ -40,6 +41,7 @@ class Sequential:
         self.history = None
         self.optimizer = None
         self.loss = None
+        self._initial_epoch = None  # set by BackupAndRestore to resume an interrupted fit
         for layer in layers or []:
             self.add(layer)
 
@@ -196,8 +198,10 @@ class Sequential:
         return weights if sample_weight is None else weights * np.asarray(sample_weight, dtype=np.float32)
 
     def _penalty(self) -> float:
-        """The weight regularizers' total penalty, which Keras adds to the loss."""
-        return float(sum(w.regularizer(w.value) for w in self.trainable_weights if w.regularizer is not None))
+        """The weight regularizers' total penalty and the layers' activity penalties of the last forward pass
+        (each layer's `losses`), which Keras adds to the loss; layers backpropagate their own."""
+        weights = sum(w.regularizer(w.value) for w in self.trainable_weights if w.regularizer is not None)
+        return float(weights + sum(sum(getattr(layer, "losses", ())) for layer in self._layers))
 
     def _regularization(self) -> float:
         """Adds each regularizer's gradient into its weight's grad and returns the total penalty."""
@@ -293,6 +297,8 @@ class Sequential:
         trackers = self._fresh_trackers()
         self.stop_training = False
         callback_list.on_train_begin()
+        if self._initial_epoch is not None:
+            initial_epoch, self._initial_epoch = self._initial_epoch, None
         logs: Dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics(trackers)
@@ -342,7 +348,31 @@ class Sequential:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
+    # -- configuration and files ----------------------------------------------------------------------------
     def get_config(self) -> dict:
         layers = ([self._input_layer] if self._input_layer is not None else []) + self._layers
-        return {"name": self.name, "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                                              for l in layers]}
+        return {"name": self.name, "layers": [layers_module.serialize(layer) for layer in layers]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        """The model (built if its first layer declares the input shape) of a get_config dict."""
+        return cls([layers_module.deserialize(entry) for entry in config["layers"]], name=config["name"])
+
+    def save(self, filepath, include_optimizer: bool = True) -> None:
+        """Saves the model to one safetensors file (see lstm_native.saving): config, weights and, if
+        ``include_optimizer`` and compiled, the compile arguments and the optimizer's state."""
+        saving.save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath) -> None:
+        """Saves the weights only, for load_weights into a model of the same architecture."""
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        """Loads the weights of a file from save_weights or save (its optimizer state, if any, is left out)."""
+        saving.load_weights(self, filepath)
+
+
+def load_model(filepath, compile: bool = True) -> Sequential:
+    """The model that ``model.save`` wrote, compiled (with its optimizer's state) when saved so and
+    ``compile`` is True. Every part of the file is checked first; a bad file raises ValueError."""
+    return saving.load_model(filepath, compile=compile)

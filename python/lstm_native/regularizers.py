@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _serialization
+
 
 class Regularizer:
     def __call__(self, x: np.ndarray) -> float:
@@ -56,9 +58,12 @@ _ALIASES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
 
 
 def get(identifier):
-    """A regularizer from a Keras name ("l1", "l2", "l1_l2"), an instance, or None."""
+    """A regularizer from a Keras name ("l1", "l2", "l1_l2"), a ``{"class_name", "config"}`` dict, an
+    instance, or None."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, dict):
+        return _serialization.deserialize(identifier, _ALIASES, "regularizer")
     if isinstance(identifier, str) and identifier in _ALIASES:
         return _ALIASES[identifier]()
     raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")

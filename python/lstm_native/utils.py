@@ -24,3 +24,26 @@ def set_random_seed(seed: int) -> None:
 def generator(seed=None) -> np.random.Generator:
     """A generator of its own for an explicit ``seed``, else the library's seeded one."""
     return np.random.default_rng(seed) if seed is not None else _generator
+
+
+def generator_from_state(state) -> np.random.Generator:
+    """A generator in ``state`` (what :func:`get_rng_state` returns); ValueError for anything numpy's PCG64
+    does not accept as its state."""
+    bit_generator = np.random.PCG64()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise ValueError(f"not a PCG64 generator state: {error!r}") from None
+    return np.random.Generator(bit_generator)
+
+
+def get_rng_state() -> dict:
+    """The state of the library's generator (a JSON-serializable dict), for :func:`set_rng_state`."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state) -> None:
+    """Puts the library's generator back into a state from :func:`get_rng_state`, so that it draws the same
+    numbers again; an invalid state raises ValueError and changes nothing."""
+    global _generator
+    _generator = generator_from_state(state)

@@ -7,16 +7,42 @@ A layer computes ``forward(x, training, mask)``; when training it keeps what its
 
 from __future__ import annotations
 
+import re
+
+import contextlib
+import contextvars
 from typing import List, Optional
 
 import numpy as np
 
+from .. import _serialization
+from .. import activations as activations_module
 from .. import initializers as initializers_module
 from .. import regularizers as regularizers_module
 from ..variables import Variable
 
 _LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim", "batch_size", "batch_input_shape"}
 _name_counts: dict = {}
+_skip_initializers = contextvars.ContextVar("skip_initializers", default=False)
+
+
+@contextlib.contextmanager
+def zero_initialized():
+    """Layers built inside get zero-filled weights instead of their initializers' values: for loading, where
+    a file provides every value (no random numbers drawn, no time spent on initialization)."""
+    token = _skip_initializers.set(True)
+    try:
+        yield
+    finally:
+        _skip_initializers.reset(token)
+
+
+def check_shape(shape, what: str) -> tuple:
+    """``shape`` as a tuple, each dimension None or a positive integer."""
+    shape = tuple(shape)
+    if not all(d is None or isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"{what}: expected dimensions that are None or positive integers, got {shape}")
+    return shape
 
 
 def _unique_name(base: str) -> str:
@@ -26,7 +52,9 @@ def _unique_name(base: str) -> str:
 
 
 def _snake_case(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+    """Keras' class-name-to-layer-name rule: LSTM -> lstm, InputLayer -> input_layer."""
+    intermediate = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
 class Layer:
@@ -48,9 +76,9 @@ class Layer:
         if input_shape is None and kwargs.get("input_dim") is not None:
             input_shape = (kwargs["input_dim"],)
         if kwargs.get("batch_input_shape") is not None:
-            self.batch_input_shape = tuple(kwargs["batch_input_shape"])
+            self.batch_input_shape = check_shape(kwargs["batch_input_shape"], "batch_input_shape")
         elif input_shape is not None:
-            self.batch_input_shape = (kwargs.get("batch_size"),) + tuple(input_shape)
+            self.batch_input_shape = check_shape((kwargs.get("batch_size"),) + tuple(input_shape), "input_shape")
         else:
             self.batch_input_shape = None
         self.built = False
@@ -59,7 +87,8 @@ class Layer:
     # -- weights -----------------------------------------------------------------------------------------
     def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
                    trainable: bool = True) -> Variable:
-        value = initializers_module.get(initializer)(tuple(shape), dtype=self.dtype)
+        initializer = initializers_module.get(initializer)  # resolved (so checked) even when not called
+        value = np.zeros(shape, self.dtype) if _skip_initializers.get() else initializer(tuple(shape), dtype=self.dtype)
         variable = Variable(name, np.asarray(value, dtype=self.dtype), path=f"{self.name}/{name}",
                             trainable=trainable, regularizer=regularizers_module.get(regularizer))
         self._weights.append(variable)
@@ -115,13 +144,38 @@ class Layer:
         return self.forward(x, training=training, mask=mask)
 
     def get_config(self) -> dict:
+        """Keras' layer config, in JSON types: the base arguments and every constructor argument (see
+        _serialization.constructor_arguments); ``from_config`` rebuilds the layer from it."""
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
+        for name, value in _serialization.constructor_arguments(self).items():
+            config[name] = _json_argument(value, f"{self.name}: {name}")
         return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def _json_argument(value, what: str):
+    """A constructor argument in JSON types: activations by name; initializers, regularizers and layers as
+    ``{"class_name", "config"}`` dicts."""
+    if isinstance(value, activations_module.Activation):
+        return value.name
+    if isinstance(value, (initializers_module.Initializer, regularizers_module.Regularizer, Layer)):
+        return _serialization.serialize(value)
+    if isinstance(value, (tuple, list)):
+        return [_json_argument(v, what) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, bool, int, float, dict)):
+        return value
+    raise TypeError(f"{what}: {value!r} cannot be written into a config (a JSON value, a library initializer, "
+                    "regularizer or activation)")
 
 
 def check_last_dim(layer: Layer, input_shape, expected: Optional[int], what: str) -> int:

@@ -6,9 +6,19 @@ import copy
 
 import numpy as np
 
+from .. import _serialization
 from .base import Layer
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _check_recurrent(layer, what: str) -> None:
+    if not hasattr(layer, "go_backwards") or not hasattr(layer, "return_sequences"):
+        raise ValueError(f"{what}: expected a recurrent layer such as LSTM, got {type(layer).__name__}")
+    if getattr(layer, "return_state", False):
+        raise ValueError(f"{what}: return_state=True is not supported inside Bidirectional")
+    if layer.built:
+        raise ValueError(f"{what}: pass a layer that is not built yet")
 
 
 class Bidirectional(Layer):
@@ -18,19 +28,22 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"merge_mode: expected one of {_MERGE_MODES}, got {merge_mode!r}")
-        if not hasattr(layer, "go_backwards") or not hasattr(layer, "return_sequences"):
-            raise ValueError(f"layer: expected a recurrent layer such as LSTM, got {type(layer).__name__}")
-        if getattr(layer, "return_state", False):
-            raise ValueError("layer: return_state=True is not supported inside Bidirectional")
-        if layer.built:
-            raise ValueError("layer: pass a layer that is not built yet")
+        _check_recurrent(layer, "layer")
         self.merge_mode = merge_mode
         self.forward_layer = layer
         if backward_layer is None:
             backward_layer = copy.deepcopy(layer)
             backward_layer.go_backwards = not layer.go_backwards
+        else:
+            _check_recurrent(backward_layer, "backward_layer")
+            for name in ("return_sequences", "units"):
+                if getattr(backward_layer, name) != getattr(layer, name):
+                    raise ValueError(f"backward_layer: {name} must be the same as the layer's")
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError("backward_layer: go_backwards must be the opposite of the layer's")
         self.backward_layer = backward_layer
-        self.forward_layer.name, self.backward_layer.name = f"forward_{layer.name}", f"backward_{layer.name}"
+        name = layer.name.removeprefix("forward_")  # so that a rebuild from get_config keeps the names
+        self.forward_layer.name, self.backward_layer.name = f"forward_{name}", f"backward_{name}"
         self.return_sequences = layer.return_sequences
         for sublayer in (self.forward_layer, self.backward_layer):
             sublayer.zero_output_for_mask = self.return_sequences  # as Keras forces it
@@ -96,4 +109,15 @@ class Bidirectional(Layer):
         return dx + self.backward_layer.backward(np.ascontiguousarray(self._align(d_backward)))
 
     def get_config(self):
-        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": self.forward_layer.get_config()}
+        # the base config holds merge_mode and backward_layer; the wrapped layer is kept as forward_layer
+        return {**super().get_config(), "layer": _serialization.serialize(self.forward_layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        from .serialization import deserialize  # which imports this module
+
+        config = dict(config)
+        for name in ("layer", "backward_layer"):
+            if config.get(name) is not None:
+                config[name] = deserialize(config[name])
+        return cls(**config)

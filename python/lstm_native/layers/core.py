@@ -28,6 +28,10 @@ class InputLayer(Layer):
     def compute_mask(self, inputs, mask=None):
         return mask
 
+    def get_config(self):
+        return {"shape": list(self.batch_input_shape[1:]), "batch_size": self.batch_input_shape[0],
+                "dtype": self.input_dtype.name, "name": self.name}
+
 
 def Input(shape=None, batch_size=None, dtype=None, name=None):
     """Keras' Input for Sequential models: ``model.add(Input(shape=(T, I)))``."""
@@ -59,9 +63,6 @@ class Dropout(Layer):
 
     def backward(self, dy):
         return dy if self._scaled_keep is None else dy * self._scaled_keep
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
 
 
 class Embedding(Layer):
@@ -105,10 +106,6 @@ class Embedding(Layer):
         self._ids = None
         return None  # integer ids have no gradient
 
-    def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "mask_zero": self.mask_zero}
-
 
 class Masking(Layer):
     """Masks every timestep whose features all equal mask_value (and zeroes it), as Keras does."""
@@ -130,6 +127,3 @@ class Masking(Layer):
 
     def backward(self, dy):
         return dy * self._keep
-
-    def get_config(self):
-        return {**super().get_config(), "mask_value": self.mask_value}

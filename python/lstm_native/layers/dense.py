@@ -61,7 +61,3 @@ class Dense(Layer):
             self.bias.grad = d2d.sum(axis=0)
         self._cache = None
         return dlogits @ self.kernel.value.T
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation.name,
-                "use_bias": self.use_bias}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers as initializers_module
-from .. import ops
+from .. import ops, utils
+from .. import regularizers as regularizers_module
 from .base import Layer, check_last_dim
 
 _PEEPHOLES = ("diagonal", "full", None)
@@ -37,6 +38,15 @@ class LSTM(Layer):
         plain LSTM).
     device: "cpu" (the CUDA backend is not part of this version).
 
+    Regularization, fused into the native passes (see lstm_native.ops.lstm_forward): Keras' `dropout` and
+    `recurrent_dropout` (variational: one mask per sequence), plus `zoneout_h`, `zoneout_c` (Krueger et al.
+    2016; their expectation at inference) and `weight_drop` (DropConnect on the recurrent kernel, Merity et
+    al. 2017). Each training call draws fresh masks from `seed` (or lstm_native.utils' seeded generator).
+    Activity penalties on the output sequence h_1..h_T: Keras' `activity_regularizer` (on the layer's
+    output, divided by the batch size as Keras does), and Merity et al.'s activation regularization
+    `activation_regularization` = α (α·mean(h_t²)) and temporal activation regularization
+    `temporal_activation_regularization` = β (β·mean((h_t - h_{t-1})²)).
+
     Masked steps carry the state unchanged; their output is the carried h, or zero with
     zero_output_for_mask=True (Keras' RNN argument; Bidirectional sets it to return_sequences).
     """
@@ -49,7 +59,9 @@ class LSTM(Layer):
                  dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, seed=None, peephole="diagonal",
                  output_peephole_source="current", peephole_initializer="zeros", peephole_regularizer=None,
-                 device="cpu", zero_output_for_mask=False, **kwargs):
+                 device="cpu", zero_output_for_mask=False, zoneout_h=0.0, zoneout_c=0.0, weight_drop=0.0,
+                 activity_regularizer=None, activation_regularization=0.0, temporal_activation_regularization=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units: expected a positive integer, got {units!r}")
@@ -61,9 +73,15 @@ class LSTM(Layer):
             raise ValueError(f"peephole: expected one of {_PEEPHOLES}, got {peephole!r}")
         if output_peephole_source not in ("current", "previous"):
             raise ValueError(f"output_peephole_source: expected 'current' or 'previous', got {output_peephole_source!r}")
-        for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if value != 0:
-                raise ValueError(f"{name}: not supported yet by the native cell (only 0)")
+        rates = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, zoneout_h=zoneout_h, zoneout_c=zoneout_c,
+                     weight_drop=weight_drop)
+        for name, value in rates.items():
+            if not 0 <= value < 1:
+                raise ValueError(f"{name}: expected a rate in [0, 1), got {value!r}")
+        for name, value in (("activation_regularization", activation_regularization),
+                            ("temporal_activation_regularization", temporal_activation_regularization)):
+            if not value >= 0:
+                raise ValueError(f"{name}: expected a coefficient >= 0, got {value!r}")
         if unroll:
             raise ValueError("unroll: the native core runs whole sequences; unroll=True has no meaning here")
         if device != "cpu":
@@ -78,6 +96,14 @@ class LSTM(Layer):
         self.go_backwards, self.stateful = go_backwards, stateful
         self.peephole, self.output_peephole_source, self.device = peephole, output_peephole_source, device
         self.seed, self.zero_output_for_mask = seed, zero_output_for_mask
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.zoneout_h, self.zoneout_c, self.weight_drop = float(zoneout_h), float(zoneout_c), float(weight_drop)
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.activation_regularization = float(activation_regularization)
+        self.temporal_activation_regularization = float(temporal_activation_regularization)
+        self.losses = []  # activity penalties of the last forward pass
+        self._outputs = None
         self.states = None  # [h, c] carried between calls when stateful
         self._context = None
 
@@ -125,14 +151,54 @@ class LSTM(Layer):
         if initial_state is None and self.stateful and self.states is not None:
             initial_state = self.states
         h0, c0 = (None, None) if initial_state is None else (np.asarray(s, self.dtype) for s in initial_state)
+        seed = int((self._rng or utils.generator()).integers(0, 2**63)) if training and self._regularized() else 0
         out = ops.lstm_forward(x, *self._weights_for_ops(), peephole=self.peephole,
                                output_peephole_source=self.output_peephole_source, h0=h0, c0=c0, mask=mask,
-                               zero_output_for_mask=self.zero_output_for_mask, training=training)
+                               zero_output_for_mask=self.zero_output_for_mask, training=training, seed=seed,
+                               **self.rates)
         self._context = out.context
         if self.stateful:
             self.states = [out.h, out.c]
         output = out.y if self.return_sequences else out.h
+        self.losses = self._activity_losses(out.y, output)
+        self._outputs = (out.y, output) if training else None
         return [output, out.h, out.c] if self.return_state else output
+
+    @property
+    def rates(self) -> dict:
+        """The fused regularizers' rates, as lstm_native.ops.lstm_forward takes them."""
+        return dict(dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, zoneout_h=self.zoneout_h,
+                    zoneout_c=self.zoneout_c, weight_drop=self.weight_drop)
+
+    def _regularized(self) -> bool:
+        return any(rate > 0 for rate in self.rates.values())
+
+    def _activity_losses(self, sequence, output):
+        losses = []
+        if self.activity_regularizer is not None:
+            losses.append(self.activity_regularizer(output) / len(output))
+        if self.activation_regularization:
+            losses.append(self.activation_regularization * float(np.mean(np.square(sequence))))
+        if self.temporal_activation_regularization and sequence.shape[1] > 1:
+            losses.append(self.temporal_activation_regularization * float(np.mean(np.square(np.diff(sequence, axis=1)))))
+        return losses
+
+    def _activity_gradients(self, dy_seq, dy_out):
+        """Adds the activity penalties' gradients to those w.r.t. the sequence and the output."""
+        sequence, output = self._outputs
+        if self.activity_regularizer is not None:
+            dy_out = dy_out + self.activity_regularizer.gradient(output) / len(output)
+        extra = np.zeros_like(sequence)
+        if self.activation_regularization:
+            extra += 2 * self.activation_regularization * sequence / sequence.size
+        if self.temporal_activation_regularization and sequence.shape[1] > 1:
+            step = np.diff(sequence, axis=1)
+            g = 2 * self.temporal_activation_regularization * step / step.size
+            extra[:, 1:] += g
+            extra[:, :-1] -= g
+        if self.activation_regularization or self.temporal_activation_regularization:
+            dy_seq = extra if dy_seq is None else dy_seq + extra
+        return dy_seq, dy_out
 
     def __call__(self, x, training=False, mask=None, initial_state=None):
         x = np.asarray(x)
@@ -146,10 +212,12 @@ class LSTM(Layer):
         if self._context is None:
             raise ValueError(f"{self.name}: backward() needs a forward pass with training=True first")
         # With go_backwards the output sequence is in processing (reversed) order, as the core computed it.
+        dy_seq, dy_out = self._activity_gradients(None, dy)
         if self.return_sequences:
-            dy_seq = dy
+            dy_seq = dy_out if dy_seq is None else dy_seq + dy_out
         else:
-            dy_seq, dh = None, dy if dh is None else dh + dy
+            dh = dy_out if dh is None else dh + dy_out
+        self._outputs = None
         grads = ops.lstm_backward(self._context, dy=dy_seq, dh=dh, dc=dc)
         self._context = None
         self.kernel.grad, self.recurrent_kernel.grad = grads.dW, grads.dU
@@ -158,9 +226,3 @@ class LSTM(Layer):
         if self.peephole_weights is not None:
             self.peephole_weights.grad = grads.dp
         return grads.dx[:, ::-1] if self.go_backwards else grads.dx
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, "stateful": self.stateful, "peephole": self.peephole,
-                "output_peephole_source": self.output_peephole_source, "unit_forget_bias": self.unit_forget_bias}

@@ -1,0 +1,216 @@
+"""Weights in from and out to Keras 3 and PyTorch, with identical predictions.
+
+    ours = interop.from_keras(keras_model)           # a Sequential of LSTM/Dense/Embedding/... layers
+    keras_model = interop.to_keras(ours)             # LSTMs with peephole=None only
+    layers = interop.from_torch_lstm(torch_lstm.state_dict())
+    torch_lstm.load_state_dict(interop.to_torch_lstm(layers))
+
+Keras keeps our weight layout (the gate order of gate_orders.KERAS is ours), so its weights copy layer by
+layer. PyTorch stores W and U transposed, as weight_ih_l{k} (4H, I) and weight_hh_l{k} (4H, H), and splits
+the bias into bias_ih_l{k} + bias_hh_l{k}. Keras and PyTorch are imported lazily, inside the functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+
+from . import gate_orders
+from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, InputLayer, Masking
+from .models import Sequential
+
+# The constructor arguments that carry over, for each layer type both libraries have (same names, same
+# meaning; a Bidirectional's are its merge mode and its two LSTMs). Keras' LSTM config also names its
+# activations and dropouts, so that our LSTM rejects what its native cell does not compute.
+_ARGUMENTS = {
+    "LSTM": ("units", "use_bias", "return_sequences", "go_backwards", "stateful", "unit_forget_bias", "activation",
+             "recurrent_activation", "dropout", "recurrent_dropout", "zero_output_for_mask"),
+    "Dense": ("units", "activation", "use_bias"),
+    "Embedding": ("input_dim", "output_dim", "mask_zero"),
+    "Dropout": ("rate", "noise_shape", "seed"),
+    "Masking": ("mask_value",),
+}
+_OUR_CLASSES = {"LSTM": functools.partial(LSTM, peephole=None), "Bidirectional": Bidirectional, "Dense": Dense,
+                "Embedding": Embedding, "Dropout": Dropout, "Masking": Masking}  # Keras' LSTM has no peepholes
+
+
+def _convert_layer(layer, classes: dict, name=None):
+    """A new, unbuilt layer from `classes` (class names to classes: ours, or keras.layers') of the type and
+    with the arguments of `layer` (Keras', or ours); `name` replaces the layer's name."""
+    kind = type(layer).__name__
+    name = name or layer.name
+    if kind == "Bidirectional":
+        forward = _convert_layer(layer.forward_layer, classes, layer.forward_layer.name.removeprefix("forward_"))
+        return classes[kind](forward, merge_mode=layer.merge_mode,
+                             backward_layer=_convert_layer(layer.backward_layer, classes), name=name)
+    if kind not in _ARGUMENTS:
+        raise ValueError(f"{layer.name}: layers of type {kind} have no counterpart; supported: LSTM, Bidirectional, "
+                         "Dense, Embedding, Dropout, Masking")
+    config = layer.get_config()
+    return classes[kind](**{key: config[key] for key in _ARGUMENTS[kind] if key in config}, name=name,
+                         dtype=np.dtype(layer.dtype).name)
+
+
+def _copy_weights(source, target) -> None:
+    target.set_weights([np.asarray(w) for w in source.get_weights()])
+
+
+def from_keras(keras_model) -> Sequential:
+    """Our Sequential with the layers, arguments and weights of a Keras 3 Sequential model.
+
+    Supported layers: LSTM (imported with peephole=None: Keras' cell), Dense (activations by name), Embedding,
+    Dropout, Masking, Bidirectional; the model needs a defined input (keras.Input or a built model).
+    """
+    try:
+        keras_input = keras_model.inputs[0]
+    except (AttributeError, IndexError, ValueError) as error:
+        raise ValueError("from_keras: the Keras model has no defined input; start it with keras.Input(shape) "
+                         "or build it") from error
+    pairs = [(keras_layer, _convert_layer(keras_layer, _OUR_CLASSES)) for keras_layer in keras_model.layers]
+    model = Sequential([InputLayer(shape=tuple(keras_input.shape[1:]), dtype=keras_input.dtype)]
+                       + [ours for _, ours in pairs], name=keras_model.name)
+    for keras_layer, ours in pairs:
+        _copy_weights(keras_layer, ours)
+    return model
+
+
+def to_keras(model: Sequential):
+    """A keras.Sequential with the layers, arguments and weights of our (built) model.
+
+    Its LSTMs must have peephole=None and no zoneout: others have no Keras counterpart and raise ValueError.
+    """
+    import keras
+
+    if not model.built:
+        raise ValueError("to_keras: build the model first (give it an input shape, or call it once)")
+    for layer in model.layers:
+        for lstm in _lstms(layer):
+            _check_plain(lstm, "to_keras", "Keras' LSTM")
+    first = model.layers[0]
+    input_dtype = "int32" if isinstance(first, Embedding) else first.dtype.name
+    batch_shape = model._built_shape
+    keras_model = keras.Sequential(
+        [keras.Input(shape=batch_shape[1:], batch_size=batch_shape[0], dtype=input_dtype)]
+        + [_convert_layer(layer, vars(keras.layers)) for layer in model.layers], name=model.name)
+    for layer, keras_layer in zip(model.layers, keras_model.layers):
+        _copy_weights(layer, keras_layer)
+    return keras_model
+
+
+def _check_zoneout(lstm, where: str, target: str) -> None:
+    """Zoneout changes the function at inference too (h and c are their expectation): no export has it."""
+    for name in ("zoneout_h", "zoneout_c"):
+        if lstm.rates[name]:
+            raise ValueError(f"{where}: {lstm.name} has {name}={lstm.rates[name]}, which {target} cannot express")
+
+
+def _check_plain(lstm, where: str, target: str) -> None:
+    """Keras' and PyTorch's LSTMs compute ours with peephole=None and no zoneout."""
+    if lstm.peephole is not None:
+        raise ValueError(f"{where}: {lstm.name} has peephole={lstm.peephole!r}, which {target} cannot express; only "
+                         "LSTMs with peephole=None export")
+    _check_zoneout(lstm, where, target)
+
+
+def _lstms(layer):
+    """The LSTM layers of `layer`: itself, a Bidirectional's two, or none."""
+    if isinstance(layer, Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    return [layer] if isinstance(layer, LSTM) else []
+
+
+# ------------------------------------------------------------------------------------------------ PyTorch
+
+_TORCH_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
+
+
+def from_torch_lstm(state_dict, return_sequences: bool = True) -> list:
+    """Our layers computing a PyTorch nn.LSTM from its state_dict: one LSTM(peephole=None) per layer, or a
+    Bidirectional (merge_mode="concat") per layer of a bidirectional nn.LSTM, built and with the weights set.
+
+    The number of layers, bidirectionality, sizes and bias come from the keys and shapes. Our layers are
+    batch-first: feed them what an nn.LSTM(batch_first=True) takes. With return_sequences=True (default) the
+    last layer returns nn.LSTM's `output`; with False it returns h_n of the last layer (both directions
+    concatenated). Every other layer returns sequences, as nn.LSTM stacks them. The first layer declares its
+    input shape (batch, timesteps, input_size), so that a Sequential of the layers is built at once.
+    """
+    directions = {}  # (layer, reverse) -> {"weight_ih": array, ...}
+    for key, value in state_dict.items():
+        match = _TORCH_KEY.fullmatch(key)
+        if match is None:
+            raise ValueError(f"from_torch_lstm: unexpected key {key!r}: expected nn.LSTM's weight_ih_l0, "
+                             "weight_hh_l0, bias_ih_l0, bias_hh_l0 (with _reverse for bidirectional)")
+        if match[1] == "weight_hr":
+            raise ValueError("from_torch_lstm: nn.LSTM with proj_size > 0 (weight_hr) has no counterpart")
+        directions.setdefault((int(match[2]), bool(match[3])), {})[match[1]] = _numpy(value)
+    if not directions:
+        raise ValueError("from_torch_lstm: the state_dict holds no nn.LSTM weights")
+    num_layers = 1 + max(k for k, _ in directions)
+    reverses = (False, True) if any(reverse for _, reverse in directions) else (False,)
+    layers = [_assemble([_torch_direction(directions.get((k, reverse), {}), f"layer {k}{' reverse' * reverse}")
+                         for reverse in reverses], return_sequences or k < num_layers - 1)
+              for k in range(num_layers)]
+    layers[0].batch_input_shape = (None, None, layers[0].weights[0].shape[0])  # Sequential(layers) builds itself
+    return layers
+
+
+def _torch_direction(weights: dict, where: str) -> list:
+    """[kernel, recurrent_kernel(, bias)] of one direction of one nn.LSTM layer, in our layout."""
+    try:
+        arrays = [weights["weight_ih"], weights["weight_hh"]]
+    except KeyError as missing:
+        raise ValueError(f"from_torch_lstm: {where} lacks {missing.args[0]}") from None
+    if "bias_ih" in weights:
+        arrays.append(weights["bias_ih"] + weights["bias_hh"])
+    return [gate_orders.permute(a, gate_orders.TORCH, gate_orders.OURS, axis=0).T for a in arrays]
+
+
+def _assemble(directions: list, return_sequences: bool):
+    """An LSTM (one direction) or a Bidirectional (two), built, with the weights of `directions`."""
+    kernel, recurrent_kernel = directions[0][:2]
+    lstm = LSTM(recurrent_kernel.shape[0], peephole=None, use_bias=len(directions[0]) == 3,
+                return_sequences=return_sequences, dtype=kernel.dtype if kernel.dtype == np.float64 else "float32")
+    layer = lstm if len(directions) == 1 else Bidirectional(lstm)
+    layer.build((None, None, kernel.shape[0]))
+    layer.set_weights([w for direction in directions for w in direction])
+    return layer
+
+
+def to_torch_lstm(layers) -> dict:
+    """The state_dict (torch tensors) of the nn.LSTM that computes `layers`, for its load_state_dict.
+
+    `layers`: built LSTM layers with peephole=None (and no zoneout), or Bidirectional layers of them with
+    merge_mode="concat" (not a mix), each feeding the next, as nn.LSTM stacks them. The nn.LSTM to load it into has
+    num_layers=len(layers), bidirectional as the layers are, bias as use_bias, and batch_first=True to take
+    the same arrays as ours.
+    """
+    import torch
+
+    layers = list(layers)
+    bidirectional = isinstance(layers[0], Bidirectional)
+    state_dict = {}
+    for k, layer in enumerate(layers):
+        lstms = _lstms(layer)
+        if isinstance(layer, Bidirectional) != bidirectional or not lstms:
+            raise ValueError(f"to_torch_lstm: {layer.name}: expected only LSTM layers or only Bidirectional layers")
+        if bidirectional and layer.merge_mode != "concat":
+            raise ValueError(f"to_torch_lstm: {layer.name}: nn.LSTM concatenates its directions; got merge_mode="
+                             f"{layer.merge_mode!r}")
+        for lstm, suffix in zip(lstms, ("", "_reverse")):
+            _check_plain(lstm, "to_torch_lstm", "nn.LSTM")
+            if lstm.go_backwards != bool(suffix):
+                raise ValueError(f"to_torch_lstm: {lstm.name}: go_backwards={lstm.go_backwards} has no nn.LSTM "
+                                 "counterpart here")
+            arrays = {"weight_ih": lstm.kernel.value, "weight_hh": lstm.recurrent_kernel.value}
+            if lstm.bias is not None:
+                arrays.update(bias_ih=lstm.bias.value, bias_hh=np.zeros_like(lstm.bias.value))
+            for name, array in arrays.items():
+                torch_array = gate_orders.permute(array, gate_orders.OURS, gate_orders.TORCH, axis=-1).T
+                state_dict[f"{name}_l{k}{suffix}"] = torch.from_numpy(np.ascontiguousarray(torch_array))
+    return state_dict
