@@ -16,6 +16,7 @@ from . import optimizers as optimizers_module
 from . import saving, utils
 from .layers.base import Layer
 from .layers.core import InputLayer
+from .variables import WeightContainer
 
 
 def _batches(count: int, batch_size: int):
@@ -28,7 +29,7 @@ def _check_samples(name: str, array, count: int) -> None:
         raise ValueError(f"{name}: expected {count} samples (as many as x), got {len(array)}")
 
 
-class Sequential:
+class Sequential(WeightContainer):
     """A linear stack of layers, with Keras 3's training API."""
 
     def __init__(self, layers=None, name: Optional[str] = None):
@@ -100,19 +101,6 @@ class Sequential:
     @property
     def non_trainable_weights(self):
         return [w for layer in self._layers for w in layer.non_trainable_weights]
-
-    def get_weights(self) -> List[np.ndarray]:
-        return [w.numpy() for w in self.weights]
-
-    def set_weights(self, weights) -> None:
-        weights = list(weights)
-        if len(weights) != len(self.weights):
-            raise ValueError(f"set_weights: expected {len(self.weights)} arrays, got {len(weights)}")
-        for variable, value in zip(self.weights, weights):
-            variable.assign(value)
-
-    def count_params(self) -> int:
-        return int(sum(w.value.size for w in self.weights))
 
     def summary(self, print_fn=print) -> None:
         """Prints the layers, their output shapes and parameter counts, as Keras does."""

@@ -6,7 +6,7 @@ Layers compute into ``Variable.grad`` during their backward pass; optimizers rea
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -57,3 +57,21 @@ class Variable:
 
     def __repr__(self) -> str:
         return f"<Variable {self.path} shape={self.value.shape} dtype={self.value.dtype}>"
+
+
+class WeightContainer:
+    """Keras' get_weights / set_weights / count_params over ``self.weights`` (a list of Variables), for
+    layers and models alike; ``self.name`` names the owner in errors."""
+
+    def get_weights(self) -> List[np.ndarray]:
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"{self.name}: set_weights expected {len(self.weights)} arrays, got {len(weights)}")
+        for variable, value in zip(self.weights, weights):
+            variable.assign(value)
+
+    def count_params(self) -> int:
+        return int(sum(w.value.size for w in self.weights))

@@ -7,10 +7,9 @@ A layer computes ``forward(x, training, mask)``; when training it keeps what its
 
 from __future__ import annotations
 
-import re
-
 import contextlib
 import contextvars
+import re
 from typing import List, Optional
 
 import numpy as np
@@ -19,7 +18,7 @@ from .. import _serialization
 from .. import activations as activations_module
 from .. import initializers as initializers_module
 from .. import regularizers as regularizers_module
-from ..variables import Variable
+from ..variables import Variable, WeightContainer
 
 _LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim", "batch_size", "batch_input_shape"}
 _name_counts: dict = {}
@@ -57,7 +56,7 @@ def _snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
-class Layer:
+class Layer(WeightContainer):
     """Base class of every layer."""
 
     supports_masking = False
@@ -105,19 +104,6 @@ class Layer:
     @property
     def non_trainable_weights(self) -> List[Variable]:
         return [w for w in self._weights if not (w.trainable and self.trainable)]
-
-    def get_weights(self) -> List[np.ndarray]:
-        return [w.numpy() for w in self.weights]
-
-    def set_weights(self, weights) -> None:
-        weights = list(weights)
-        if len(weights) != len(self.weights):
-            raise ValueError(f"{self.name}: expected {len(self.weights)} weight arrays, got {len(weights)}")
-        for variable, value in zip(self.weights, weights):
-            variable.assign(value)
-
-    def count_params(self) -> int:
-        return int(sum(w.value.size for w in self.weights))
 
     # -- computation -------------------------------------------------------------------------------------
     def build(self, input_shape) -> None:
