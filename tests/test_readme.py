@@ -31,3 +31,12 @@ def test_readme_functional_block_runs():
     exec(compile(block, str(README), "exec"), namespace)
     grads = namespace["grads"]
     assert grads.dW.shape == namespace["W"].shape and grads.dp.shape == namespace["p"].shape
+
+
+def test_readme_training_strategies_block_builds_the_layer():
+    block = next(b for b in python_blocks() if "zoneout_h" in b)
+    namespace = {}
+    exec(compile("from lstm_native.layers import LSTM\nlayer = " + block, str(README), "exec"), namespace)
+    layer = namespace["layer"]
+    assert layer.rates == dict(dropout=0.2, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.1, weight_drop=0.3)
+    assert layer.activation_regularization == layer.temporal_activation_regularization == 1e-3

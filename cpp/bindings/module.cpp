@@ -215,6 +215,7 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.attr("__version__") = LSTM_NATIVE_VERSION;
   m.attr("with_cuda") = static_cast<bool>(LSTM_NATIVE_WITH_CUDA);
   m.attr("with_openmp") = static_cast<bool>(LSTM_NATIVE_WITH_OPENMP);
+  m.attr("with_model_io") = static_cast<bool>(LSTM_NATIVE_WITH_MODEL_IO);
   m.def("cuda_device_count", []() { return 0; }, "Number of CUDA devices usable (0 in a CPU-only build).");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads used by later calls (n >= 1).");
   m.def("get_num_threads", &get_num_threads, "Threads later calls will use.");

@@ -1,0 +1,107 @@
+#include "safetensors_file.hpp"
+
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "lstm_native/model.hpp"
+
+namespace lstm_native::detail {
+namespace {
+
+constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the limit the safetensors format itself sets
+
+[[noreturn]] void fail(const std::string& path, const std::string& problem) {
+  throw ModelFileError(path + ": " + problem);
+}
+
+std::vector<char> read_all(const std::string& path) {
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  if (!file) fail(path, "cannot open the file");
+  const std::streamoff size = file.tellg();
+  if (size < 0) fail(path, "cannot read the file's size");
+  std::vector<char> bytes(static_cast<std::size_t>(size));
+  file.seekg(0);
+  if (size > 0 && !file.read(bytes.data(), size)) fail(path, "cannot read the file");
+  return bytes;
+}
+
+std::uint64_t little_endian_u64(const char* bytes) {
+  std::uint64_t value = 0;
+  for (int k = 7; k >= 0; --k) value = (value << 8) | static_cast<unsigned char>(bytes[k]);
+  return value;
+}
+
+StoredTensor read_tensor(const std::string& path, const std::string& name, const nlohmann::json& entry,
+                         const char* data, std::uint64_t data_size) {
+  const std::string where = "tensor \"" + name + "\": ";
+  if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+    fail(path, where + "expected an object with dtype, shape and data_offsets");
+  const auto& dtype = entry["dtype"];
+  if (!dtype.is_string() || (dtype != "F32" && dtype != "F64"))
+    fail(path, where + "expected dtype F32 or F64, got " + dtype.dump());
+  const std::uint64_t item = dtype == "F32" ? 4 : 8;
+  StoredTensor tensor;
+  std::uint64_t count = 1;
+  if (!entry["shape"].is_array()) fail(path, where + "shape must be an array");
+  for (const auto& dim : entry["shape"]) {
+    if (!dim.is_number_unsigned()) fail(path, where + "shape must hold non-negative integers");
+    const std::uint64_t d = dim.get<std::uint64_t>();
+    if (d != 0 && count > std::numeric_limits<std::uint64_t>::max() / item / d)
+      fail(path, where + "its shape's element count overflows");
+    count *= d;
+    tensor.shape.push_back(static_cast<std::int64_t>(d));
+  }
+  const auto& offsets = entry["data_offsets"];
+  if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+      !offsets[1].is_number_unsigned())
+    fail(path, where + "data_offsets must be two non-negative integers");
+  const std::uint64_t begin = offsets[0].get<std::uint64_t>(), end = offsets[1].get<std::uint64_t>();
+  if (begin > end || end > data_size) fail(path, where + "its data_offsets lie outside the file's data");
+  if (end - begin != count * item) fail(path, where + "its byte range does not match its dtype and shape");
+  tensor.values.resize(count);
+  for (std::uint64_t k = 0; k < count; ++k) {
+    if (item == 4) {
+      std::memcpy(&tensor.values[k], data + begin + 4 * k, 4);
+    } else {
+      double value;
+      std::memcpy(&value, data + begin + 8 * k, 8);
+      tensor.values[k] = static_cast<float>(value);
+    }
+  }
+  return tensor;
+}
+
+}  // namespace
+
+SafetensorsFile read_safetensors(const std::string& path, const std::string& skip_prefix) {
+  const std::vector<char> bytes = read_all(path);
+  if (bytes.size() < 8) fail(path, "too short for a safetensors file");
+  const std::uint64_t header_size = little_endian_u64(bytes.data());
+  if (header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
+    fail(path, "its header length (" + std::to_string(header_size) + " bytes) runs past the end of the file");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
+  } catch (const nlohmann::json::exception& error) {
+    fail(path, std::string("its header is not valid JSON (") + error.what() + ")");
+  }
+  if (!header.is_object()) fail(path, "its header must be a JSON object");
+  const char* data = bytes.data() + 8 + header_size;
+  const std::uint64_t data_size = bytes.size() - 8 - header_size;
+  SafetensorsFile file;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      if (!entry.is_object()) fail(path, "__metadata__ must be an object of strings");
+      for (const auto& [key, value] : entry.items()) {
+        if (!value.is_string()) fail(path, "__metadata__ entry \"" + key + "\" must be a string");
+        file.metadata[key] = value.get<std::string>();
+      }
+    } else if (skip_prefix.empty() || name.rfind(skip_prefix, 0) != 0) {
+      file.tensors[name] = read_tensor(path, name, entry, data, data_size);
+    }
+  }
+  return file;
+}
+
+}  // namespace lstm_native::detail
