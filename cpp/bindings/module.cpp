@@ -149,6 +149,29 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
 }
 
 template <class T>
+py::dict trace_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config, const py::object& h0,
+                    const py::object& c0, const py::object& mask, const Regularization& reg) {
+  const py::tuple forward = forward_impl<T>(x_obj, weights, config, h0, c0, mask, true, reg);
+  const py::array workspace = forward[3].cast<py::array>(), y = forward[0].cast<py::array>();
+  const std::int64_t B = y.shape(0), time = y.shape(1), H = config.hidden_size;
+  py::dict result;
+  Trace<T> trace;
+  for (auto [name, view] : {std::pair{"i", &trace.i}, {"f", &trace.f}, {"g", &trace.g}, {"o", &trace.o},
+                            {"c", &trace.c}, {"h", &trace.h}}) {
+    auto [array, tensor] = output<T>({B, time, H});
+    *view = tensor;
+    result[name] = array;
+  }
+  const Workspace<T> work{static_cast<T*>(const_cast<void*>(workspace.data())), workspace.size()};
+  const Tensor<const std::uint8_t> mask_view = mask_input(mask);
+  {
+    py::gil_scoped_release release;
+    read_trace(config, B, time, mask_view, work, trace, reg);
+  }
+  return result;
+}
+
+template <class T>
 py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const py::object& x, const py::object& h,
                     const py::object& c, const Regularization& reg) {
   validate(config, weights);
@@ -169,7 +192,7 @@ py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const p
 
 // Runs fn<float> or fn<double> by the dtype of W.
 template <class Fn>
-py::tuple by_dtype(const py::object& W, const Fn& fn) {
+auto by_dtype(const py::object& W, const Fn& fn) -> decltype(fn(float{})) {
   if (py::isinstance<py::array>(W)) {
     const py::dtype dtype = py::reinterpret_borrow<py::array>(W).dtype();
     if (same_dtype(dtype, py::dtype::of<float>())) return fn(float{});
@@ -285,6 +308,22 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
       py::arg("p") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
       py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
       "One inference step: x [B,I], h, c [B,H] -> (h, c); zoneout acts as its expectation.");
+
+  m.def(
+      "trace",
+      [](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
+         const py::object& h0, const py::object& c0, const py::object& mask, const std::string& peephole,
+         const std::string& output_peephole_source) {
+        const CellConfig config = config_of(W, U, parse_variant(peephole, output_peephole_source), false);
+        return by_dtype(W, [&](auto scalar) {
+          using T = decltype(scalar);
+          return trace_impl<T>(x, weights_of<T>(W, U, b, p), config, h0, c0, mask, Regularization{});
+        });
+      },
+      py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
+      py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
+      py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
+      "Per-step activations {i, f, g, o, c, h}, each [B,T,H], of a forward pass without regularization.");
 
   m.def(
       "philox4x32_10",

@@ -213,13 +213,45 @@ void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<co
   forward_inference(config, weights, in, out, regularization);
 }
 
+template <class T>
+void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time, Tensor<const std::uint8_t> mask,
+                const Workspace<T>& workspace, const Trace<T>& trace, const Regularization& regularization) {
+  using namespace detail;
+  const std::int64_t B = batch, H = config.hidden_size;
+  const WorkspaceLayout<T> ws = workspace_layout(config, B, time, regularization, workspace);
+  require_shape_or_empty("mask", mask, {B, time});
+  const std::pair<const char*, const Tensor<T>*> outputs[] = {{"i", &trace.i}, {"f", &trace.f}, {"g", &trace.g},
+                                                              {"o", &trace.o}, {"c", &trace.c}, {"h", &trace.h}};
+  for (const auto& [name, tensor] : outputs) require_shape(name, *tensor, {B, time, H});
+  parallel_chunks(B, 1, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t b = first; b < last; ++b)
+      for (std::int64_t t = 0; t < time; ++t) {
+        const std::int64_t row = (b * time + t) * H;  // batch-first output row
+        const T* gates = ws.gates + (t * B + b) * 4 * H;
+        const bool valid = valid_step(mask.data, b, t, time);
+        for (std::int64_t k = 0; k < 4; ++k) {
+          T* out = outputs[k].second->data + row;
+          if (valid)
+            std::copy(gates + k * H, gates + (k + 1) * H, out);
+          else
+            std::fill(out, out + H, T(0));
+        }
+        const std::int64_t state = ((t + 1) * B + b) * H;
+        std::copy(ws.c + state, ws.c + state + H, trace.c.data + row);
+        std::copy(ws.h + state, ws.h + state + H, trace.h.data + row);
+      }
+  });
+}
+
 #define LSTM_NATIVE_INSTANTIATE_FORWARD(T)                                                                      \
   template void forward_inference<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,            \
                                      const SequenceOutput<T>&, const Regularization&);                         \
   template void forward_training<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,             \
                                     const SequenceOutput<T>&, const Workspace<T>&, const Regularization&);     \
   template void forward_step<T>(const CellConfig&, const Weights<T>&, Tensor<const T>, Tensor<const T>,        \
-                                Tensor<const T>, Tensor<T>, Tensor<T>, const Regularization&);
+                                Tensor<const T>, Tensor<T>, Tensor<T>, const Regularization&);              \
+  template void read_trace<T>(const CellConfig&, std::int64_t, std::int64_t, Tensor<const std::uint8_t>,       \
+                              const Workspace<T>&, const Trace<T>&, const Regularization&);
 LSTM_NATIVE_INSTANTIATE_FORWARD(float)
 LSTM_NATIVE_INSTANTIATE_FORWARD(double)
 #undef LSTM_NATIVE_INSTANTIATE_FORWARD

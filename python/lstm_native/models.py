@@ -152,6 +152,21 @@ class Sequential(WeightContainer):
     def __call__(self, x, training: bool = False):
         return self._forward(self._prepare_x(x), training=training)[0]
 
+    def trace(self, x, layer) -> dict:
+        """Gate traces of one LSTM layer (given as the layer, its name or its index in ``layers``) for the
+        input x: {"i", "f", "g", "o", "c", "h"}, each (batch, timesteps, units). The layers before it run as
+        in ``predict``; see ``LSTM.trace``."""
+        index = layer if isinstance(layer, int) else next(
+            (k for k, l in enumerate(self._layers) if l is layer or l.name == layer), None)
+        if index is None or not 0 <= index < len(self._layers) or not hasattr(self._layers[index], "trace"):
+            raise ValueError(f"layer: expected an LSTM layer of this model (object, name or index), got {layer!r}")
+        x, mask = self._prepare_x(x), None
+        for earlier in self._layers[:index]:
+            next_mask = earlier.compute_mask(x, mask)
+            x = earlier.forward(x, training=False, mask=mask)
+            mask = next_mask
+        return self._layers[index].trace(x, mask=mask)
+
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", callbacks=None) -> np.ndarray:
         x = self._prepare_x(x)
         batch_size = batch_size or 32
@@ -258,7 +273,9 @@ class Sequential(WeightContainer):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
+            strategy=None):
+        """Keras' fit; ``strategy`` (lstm_native.distributed.MPIStrategy) trains data-parallel over MPI ranks."""
         if not self.compiled:
             raise RuntimeError("fit: compile the model first")
         if steps_per_epoch is not None or validation_steps is not None:
@@ -279,6 +296,9 @@ class Sequential(WeightContainer):
         batch_size = batch_size or 32
         steps = math.ceil(len(x) / batch_size)
         verbose = 1 if verbose == "auto" else verbose
+        if strategy is not None:  # the same loop, data-parallel: shards, one allreduce per step, rank 0's callbacks
+            return strategy.fit(self, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_data,
+                                shuffle, initial_epoch, validation_batch_size, validation_freq)
         callback_list = callbacks_module.CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
             steps=steps)

@@ -27,6 +27,7 @@ __all__ = [
     "lstm_forward",
     "lstm_backward",
     "lstm_step",
+    "lstm_trace",
     "lengths_to_mask",
 ]
 
@@ -215,6 +216,35 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
     )
     context._workspace = None  # spent: the core has overwritten it
     return LSTMGradients(*grads)
+
+
+def lstm_trace(
+    x,
+    W,
+    U,
+    b=None,
+    p=None,
+    *,
+    peephole: Optional[str] = "diagonal",
+    output_peephole_source: str = "current",
+    h0=None,
+    c0=None,
+    mask=None,
+    lengths=None,
+) -> dict:
+    """The activations of every step: {"i", "f", "g", "o", "c", "h"}, each (B, T, H), from the core's own
+    forward pass (the training pass, whose workspace keeps them; no regularization). At a masked step the
+    gates are 0 and c, h the carried states."""
+    kind = _check_variant(peephole, output_peephole_source)
+    W = np.asarray(W)
+    if W.dtype not in (np.float32, np.float64):
+        raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
+    dtype = W.dtype
+    x = _float_array("x", x, dtype)
+    return _core.trace(x=x, W=_float_array("W", W, dtype), U=_float_array("U", U, dtype),
+                       b=_optional_float_array("b", b, dtype), p=_optional_float_array("p", p, dtype),
+                       h0=_optional_float_array("h0", h0, dtype), c0=_optional_float_array("c0", c0, dtype),
+                       mask=_as_mask(mask, lengths, x), peephole=kind, output_peephole_source=output_peephole_source)
 
 
 def lstm_step(

@@ -73,4 +73,18 @@ void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<co
                   Tensor<const T> h_prev, Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c,
                   const Regularization& regularization = {});
 
+// The activations of every step of a forward_training pass, read back from its workspace (call it before
+// backward, which consumes the workspace): each [B,T,H], batch-first, every element overwritten. i, f, g, o
+// are the gates; c and h the states after the step (after zoneout, when it is on). At a masked step the
+// gates are 0 (no update ran) and c, h hold the carried states. `mask` and `regularization` are the
+// forward pass's.
+template <class T>
+struct Trace {
+  Tensor<T> i, f, g, o, c, h;
+};
+
+template <class T>
+void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time, Tensor<const std::uint8_t> mask,
+                const Workspace<T>& workspace, const Trace<T>& trace, const Regularization& regularization = {});
+
 }  // namespace lstm_native

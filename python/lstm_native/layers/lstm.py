@@ -170,6 +170,27 @@ class LSTM(Layer):
         return dict(dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, zoneout_h=self.zoneout_h,
                     zoneout_c=self.zoneout_c, weight_drop=self.weight_drop)
 
+    def trace(self, x, mask=None, initial_state=None) -> dict:
+        """Gate traces: {"i", "f", "g", "o", "c", "h"} of every step, each (batch, timesteps, units), for the
+        input x (batch, timesteps, features), computed by the native forward pass. The steps are in
+        processing order (reversed with go_backwards). Zoneout layers are refused: their inference applies
+        zoneout's expectation, which the trace pass does not."""
+        if self.zoneout_h or self.zoneout_c:
+            raise ValueError(f"{self.name}: trace does not support zoneout (zoneout_h, zoneout_c)")
+        x = np.asarray(x)
+        if not self.built:
+            self.build((None,) + tuple(x.shape[1:]))
+        if x.ndim != 3:
+            raise ValueError(f"{self.name}: expected input of shape (batch, timesteps, features), got {x.shape}")
+        check_last_dim(self, x.shape, self.kernel.shape[0], "features")
+        x = x.astype(self.dtype, copy=False)
+        mask = None if mask is None else np.asarray(mask, dtype=bool)
+        if self.go_backwards:
+            x, mask = x[:, ::-1], None if mask is None else mask[:, ::-1]
+        h0, c0 = (None, None) if initial_state is None else (np.asarray(s, self.dtype) for s in initial_state)
+        return ops.lstm_trace(x, *self._weights_for_ops(), peephole=self.peephole,
+                              output_peephole_source=self.output_peephole_source, h0=h0, c0=c0, mask=mask)
+
     def _regularized(self) -> bool:
         return any(rate > 0 for rate in self.rates.values())
 
