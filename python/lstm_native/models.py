@@ -135,10 +135,10 @@ class Sequential(WeightContainer):
             self.build((None,) + x.shape[1:])
         return x
 
-    def _forward(self, x, training: bool):
-        """(output, its mask or None) of the whole stack."""
+    def _forward(self, x, training: bool, stop: Optional[int] = None):
+        """(output, its mask or None) of the stack, or of its layers before index ``stop``."""
         mask = None
-        for layer in self._layers:
+        for layer in self._layers[:stop]:
             next_mask = layer.compute_mask(x, mask)
             x = layer.forward(x, training=training, mask=mask)
             mask = next_mask
@@ -160,11 +160,7 @@ class Sequential(WeightContainer):
             (k for k, l in enumerate(self._layers) if l is layer or l.name == layer), None)
         if index is None or not 0 <= index < len(self._layers) or not hasattr(self._layers[index], "trace"):
             raise ValueError(f"layer: expected an LSTM layer of this model (object, name or index), got {layer!r}")
-        x, mask = self._prepare_x(x), None
-        for earlier in self._layers[:index]:
-            next_mask = earlier.compute_mask(x, mask)
-            x = earlier.forward(x, training=False, mask=mask)
-            mask = next_mask
+        x, mask = self._forward(self._prepare_x(x), training=False, stop=index)
         return self._layers[index].trace(x, mask=mask)
 
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", callbacks=None) -> np.ndarray:
