@@ -26,3 +26,11 @@ def test_seed_program_trains_on_japanese_vowels():
     assert "Epoch 10/10" in done.stdout  # verbose=1 progress output, one block per epoch
     accuracy = float(re.search(r"validation accuracy: ([0-9.]+)", done.stdout).group(1))
     assert accuracy > 0.8, done.stdout
+
+
+def test_plots_example_writes_both_pictures(tmp_path):
+    done = subprocess.run([sys.executable, EXAMPLES / "plots.py", "--out", tmp_path, "--epochs", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    for name in ("japanese_vowels_curves.png", "japanese_vowels_gates.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
