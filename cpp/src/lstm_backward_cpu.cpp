@@ -132,7 +132,8 @@ void backward_steps(const CellConfig& config, const Weights<T>& weights, const s
                         std::vector<T>(zoneout_size), std::vector<T>(zoneout_size)};
   dispatch_variant(config, reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
-    parallel_chunks(B, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
+    const double row_work = double(time) * double(config.hidden_size + 12) * double(4 * config.hidden_size);
+    parallel_chunks(B, recurrence_chunk_rows(config.hidden_size), row_work, [&](std::int64_t first, std::int64_t last) {
       backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, dh.data(), dc.data(),
                           sweep, first, last);
     });
@@ -169,7 +170,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
   const auto C_out = matrix(c_out, rows, H);
 
-  parallel_chunks(G, kReductionChunkColumns, [&](std::int64_t first, std::int64_t last) {
+  parallel_chunks(G, kReductionChunkColumns, double(rows * (I + H + 1)), [&](std::int64_t first, std::int64_t last) {
     const std::int64_t n = last - first;
     const auto dZ_cols = dZ.middleCols(first, n);
     if (!grads.dW.empty()) matrix(grads.dW.data, I, G).middleCols(first, n).noalias() = X_tm.transpose() * dZ_cols;
@@ -183,7 +184,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   });
   if (!grads.dpeephole.empty()) {
     T* dp = grads.dpeephole.data;
-    parallel_chunks(H, kReductionChunkColumns, [&](std::int64_t first, std::int64_t last) {
+    parallel_chunks(H, kReductionChunkColumns, double(rows * 3 * (config.peephole == Peephole::Full ? H : 1)), [&](std::int64_t first, std::int64_t last) {
       const std::int64_t n = last - first;
       for (std::int64_t k : {kPeepI, kPeepF, kPeepO}) {
         const auto& C = k == kPeepO ? C_out : C_prev;
@@ -200,7 +201,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   if (!grads.dx.empty()) {
     auto dX_tm = matrix(ws.x_tm, rows, I);  // x_tm is spent: dW is done
     const auto W = matrix(weights.W.data, I, G);
-    parallel_chunks(rows, kGemmChunkRows, [&](std::int64_t first, std::int64_t last) {
+    parallel_chunks(rows, kGemmChunkRows, double(I * G), [&](std::int64_t first, std::int64_t last) {
       dX_tm.middleRows(first, last - first).noalias() = dZ.middleRows(first, last - first) * W.transpose();
     });
     if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, rows, B, I, masks.input.data());

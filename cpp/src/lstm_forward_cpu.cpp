@@ -33,7 +33,7 @@ void input_projection(const T* x, std::int64_t rows, const CellConfig& config, c
   const auto X = matrix(x, rows, I);
   const auto W = matrix(weights.W.data, I, G);
   auto Z = matrix(gates, rows, G);
-  parallel_chunks(rows, kGemmChunkRows, [&](std::int64_t first, std::int64_t last) {
+  parallel_chunks(rows, kGemmChunkRows, double(I * G), [&](std::int64_t first, std::int64_t last) {
     auto Z_rows = Z.middleRows(first, last - first);
     Z_rows.noalias() = X.middleRows(first, last - first) * W;
     if (!weights.b.empty()) Z_rows.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(weights.b.data, G);
@@ -145,7 +145,8 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
                    const StepRegularization<T>& regularization) {
   dispatch_variant(config, regularization.reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
-    parallel_chunks(dims.batch, recurrence_chunk_rows(config.hidden_size), [&](std::int64_t first, std::int64_t last) {
+    const double row_work = double(dims.time) * double(config.hidden_size + 8) * double(4 * config.hidden_size);
+    parallel_chunks(dims.batch, recurrence_chunk_rows(config.hidden_size), row_work, [&](std::int64_t first, std::int64_t last) {
       forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, first, last);
     });
   });
@@ -223,7 +224,7 @@ void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time,
   const std::pair<const char*, const Tensor<T>*> outputs[] = {{"i", &trace.i}, {"f", &trace.f}, {"g", &trace.g},
                                                               {"o", &trace.o}, {"c", &trace.c}, {"h", &trace.h}};
   for (const auto& [name, tensor] : outputs) require_shape(name, *tensor, {B, time, H});
-  parallel_chunks(B, 1, [&](std::int64_t first, std::int64_t last) {
+  parallel_chunks(B, 1, double(time * 6 * H), [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t b = first; b < last; ++b)
       for (std::int64_t t = 0; t < time; ++t) {
         const std::int64_t row = (b * time + t) * H;  // batch-first output row

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
+#include <type_traits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -18,6 +20,21 @@ namespace {
 
 using nlohmann::json;
 using Mask = std::vector<std::uint8_t>;  // [B, T]; empty: no mask
+
+// At most 200 characters of a JSON value, for error messages.
+std::string brief(const json& value) {
+  std::string text = value.dump();
+  return text.size() > 200 ? text.substr(0, 200) + "..." : text;
+}
+
+// a * b, or -1 where the product of non-negative a and b overflows int64
+std::int64_t checked_product(std::int64_t a, std::int64_t b) {
+  if (a < 0 || b < 0) return -1;
+  if (b != 0 && a > std::numeric_limits<std::int64_t>::max() / b) return -1;
+  return a * b;
+}
+
+[[noreturn]] void internal_error(const std::string& what) { throw std::logic_error("lstm_native::Model: " + what); }
 
 // What a layer's config and tensors are read through: errors name the file, the layer and the problem.
 struct LayerSource {
@@ -34,10 +51,19 @@ struct LayerSource {
   template <class V>
   V get(const char* key) const {
     if (!config.contains(key)) fail(std::string("its config lacks \"") + key + "\"");
+    if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
+      // a float JSON number converted to an integer could be out of range (undefined behavior)
+      if (!config.at(key).is_number_integer())
+        fail(std::string("\"") + key + "\" must be an integer, got " + brief(config.at(key)));
+    }
+    if constexpr (std::is_floating_point_v<V>) {
+      if (!config.at(key).is_number())
+        fail(std::string("\"") + key + "\" must be a number, got " + brief(config.at(key)));
+    }
     try {
       return config.at(key).get<V>();
     } catch (const json::exception&) {
-      fail(std::string("\"") + key + "\" has the wrong type: " + config.at(key).dump());
+      fail(std::string("\"") + key + "\" has the wrong type: " + brief(config.at(key)));
     }
   }
   template <class V>
@@ -114,7 +140,11 @@ class LstmLayer : public Layer {
   bool return_sequences() const { return return_sequences_; }
 
   Array forward(const Array& x_in, Mask& mask) const override {
+    if (x_in.shape.size() != 3 || x_in.shape[2] != config_.input_size)
+      internal_error("an LSTM got an input of shape " + shape_to_string(x_in.shape));
     const std::int64_t B = x_in.shape[0], T = x_in.shape[1], I = config_.input_size, H = config_.hidden_size;
+    if (std::int64_t(x_in.values.size()) != B * T * I || !(mask.empty() || std::int64_t(mask.size()) == B * T))
+      internal_error("an LSTM got an input or a mask of the wrong size");
     Array x = x_in;
     Mask m = mask;
     if (go_backwards_) {  // the sequence in reverse; the output stays in that processing order, as in Python
@@ -157,13 +187,21 @@ class BidirectionalLayer : public Layer {
     if (merge_ != "concat" && merge_ != "sum" && merge_ != "mul" && merge_ != "ave")
       src.fail("merge_mode \"" + merge_ + "\" is not supported");
     auto sublayer = [&](const char* key, const char* prefix) {
-      if (!src.config.contains(key) || !src.config[key].is_object() || src.config[key].value("class_name", "") != "LSTM")
-        src.fail(std::string("\"") + key + "\" must describe an LSTM");
-      return LstmLayer(src.nested(src.config[key].at("config"), prefix), input_size);
+      const auto is_lstm = [](const json& sub) {
+        return sub.is_object() && sub.contains("class_name") && sub.at("class_name") == "LSTM" &&
+               sub.contains("config") && sub.at("config").is_object();
+      };
+      if (!src.config.contains(key) || !is_lstm(src.config.at(key)))
+        src.fail(std::string("\"") + key + "\" must describe an LSTM: {\"class_name\": \"LSTM\", \"config\": {...}}");
+      return LstmLayer(src.nested(src.config.at(key).at("config"), prefix), input_size);
     };
     forward_ = std::make_unique<LstmLayer>(sublayer("layer", "forward."));
     backward_ = std::make_unique<LstmLayer>(sublayer("backward_layer", "backward."));
+    if (forward_->units() != backward_->units() || forward_->return_sequences() != backward_->return_sequences())
+      src.fail("its forward and backward layers differ in units or return_sequences");
   }
+
+  bool return_sequences() const { return forward_->return_sequences(); }
 
   std::int64_t units() const { return merge_ == "concat" ? 2 * forward_->units() : forward_->units(); }
 
@@ -245,6 +283,8 @@ class DenseLayer : public Layer {
   std::int64_t units() const { return units_; }
 
   Array forward(const Array& x, Mask&) const override {
+    if (x.shape.back() != inputs_ || std::int64_t(x.values.size()) != rows_of(x) * inputs_)
+      internal_error("a Dense layer got an input of shape " + shape_to_string(x.shape));
     const std::int64_t rows = rows_of(x);
     Array y{x.shape, std::vector<float>(rows * units_)};
     y.shape.back() = units_;
@@ -321,7 +361,11 @@ class EmbeddingLayer : public Layer {
 
 class MaskingLayer : public Layer {
  public:
-  explicit MaskingLayer(const LayerSource& src) : mask_value_(src.get_or<double>("mask_value", 0.0)) {}
+  explicit MaskingLayer(const LayerSource& src) {
+    const double value = src.get_or<double>("mask_value", 0.0);
+    if (!(std::fabs(value) <= std::numeric_limits<float>::max())) src.fail("mask_value is not a finite float32");
+    mask_value_ = static_cast<float>(value);
+  }
   Array forward(const Array& x, Mask& mask) const override {
     const std::int64_t rows = rows_of(x), width = x.shape.back();
     Array y = x;
@@ -335,7 +379,7 @@ class MaskingLayer : public Layer {
   std::string describe() const override { return "Masking"; }
 
  private:
-  float mask_value_;
+  float mask_value_ = 0.0f;
 };
 
 class IdentityLayer : public Layer {  // Dropout at inference
@@ -356,7 +400,9 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
-Model Model::load(const std::string& path) {
+namespace {
+
+Model::Impl load_impl(const std::string& path) {
   detail::SafetensorsFile file = detail::read_safetensors(path, "optimizer.");  // training state: not needed
   auto meta = [&](const char* key) {
     const auto found = file.metadata.find(key);
@@ -365,60 +411,93 @@ Model Model::load(const std::string& path) {
   };
   if (meta("format") != "lstm_native") throw ModelFileError(path + ": not an lstm_native model file");
   if (meta("format_version") != "1")
-    throw ModelFileError(path + ": format version " + meta("format_version") + " is not supported (this library reads 1)");
-  json config, shape;
-  try {
-    config = json::parse(meta("config"));
-    shape = json::parse(meta("build_input_shape"));
-  } catch (const json::exception& error) {
-    throw ModelFileError(path + ": its config is not valid JSON (" + std::string(error.what()) + ")");
+    throw ModelFileError(path + ": format version " + meta("format_version").substr(0, 40) +
+                         " is not supported (this library reads 1)");
+  const std::string config_text = meta("config"), shape_text = meta("build_input_shape");
+  const json config = detail::parse_json(path, "its config", config_text.data(), config_text.data() + config_text.size());
+  const json shape = detail::parse_json(path, "its build_input_shape", shape_text.data(), shape_text.data() + shape_text.size());
+  if (!shape.is_array() || shape.size() < 2 || shape.size() > 8)
+    throw ModelFileError(path + ": build_input_shape must be a list [null, T, ...] of 2 to 8 entries");
+  Model::Impl impl;
+  for (std::size_t k = 1; k < shape.size(); ++k) {
+    if (shape[k].is_null()) {
+      impl.input_shape.push_back(-1);
+    } else if (shape[k].is_number_integer() && shape[k].get<std::int64_t>() >= 1 &&
+               shape[k].get<std::int64_t>() <= (std::int64_t(1) << 31)) {
+      impl.input_shape.push_back(shape[k].get<std::int64_t>());
+    } else {
+      throw ModelFileError(path + ": build_input_shape: each size must be null or an integer in [1, 2**31], got " +
+                           brief(shape[k]));
+    }
   }
-  if (!shape.is_array() || shape.size() < 2)
-    throw ModelFileError(path + ": build_input_shape must be a list [null, T, ...]");
-  auto impl = std::make_unique<Impl>();
-  for (std::size_t k = 1; k < shape.size(); ++k)
-    impl->input_shape.push_back(shape[k].is_number_integer() ? shape[k].get<std::int64_t>() : -1);
   if (!config.is_object() || !config.contains("layers") || !config["layers"].is_array())
     throw ModelFileError(path + ": its config must hold a list of layers");
   std::set<std::string> used;
-  std::int64_t width = impl->input_shape.back(), index = 0;
+  // What flows between the layers: its rank (with the batch) and its last dimension (-1: unknown).
+  std::size_t rank = impl.input_shape.size() + 1;
+  std::int64_t width = impl.input_shape.back(), index = 0;
   for (const json& entry : config["layers"]) {
     if (!entry.is_object() || !entry.contains("class_name") || !entry["class_name"].is_string() ||
         !entry.contains("config") || !entry["config"].is_object())
       throw ModelFileError(path + ": each layer must be {\"class_name\": ..., \"config\": {...}}");
     const std::string kind = entry["class_name"].get<std::string>();
     if (kind == "InputLayer") continue;
-    const std::string name = entry["config"].value("name", kind);
-    const LayerSource src{path, name, entry["config"], file, "layers." + std::to_string(index++) + ".", used};
+    const json& layer_config = entry["config"];
+    const std::string name = layer_config.contains("name") && layer_config["name"].is_string()
+                                 ? layer_config["name"].get<std::string>() : kind;
+    const LayerSource src{path, name, layer_config, file, "layers." + std::to_string(index++) + ".", used};
+    auto needs = [&](bool rank_ok, const char* what, bool known_width) {
+      if (!rank_ok) src.fail(std::string("expects ") + what + ", but its input has rank " + std::to_string(rank));
+      if (known_width && width < 1) src.fail("its input's last dimension is unknown (null in build_input_shape)");
+    };
     if (kind == "LSTM") {
+      needs(rank == 3, "a 3-D input [B, T, F]", true);
       auto layer = std::make_unique<LstmLayer>(src, width);
       width = layer->units();
-      impl->layers.push_back(std::move(layer));
+      rank = layer->return_sequences() ? 3 : 2;
+      impl.layers.push_back(std::move(layer));
     } else if (kind == "Bidirectional") {
+      needs(rank == 3, "a 3-D input [B, T, F]", true);
       auto layer = std::make_unique<BidirectionalLayer>(src, width);
       width = layer->units();
-      impl->layers.push_back(std::move(layer));
+      rank = layer->return_sequences() ? 3 : 2;
+      impl.layers.push_back(std::move(layer));
     } else if (kind == "Dense") {
+      needs(rank >= 2, "an input of rank 2 or more", true);
       auto layer = std::make_unique<DenseLayer>(src, width);
       width = layer->units();
-      impl->layers.push_back(std::move(layer));
+      impl.layers.push_back(std::move(layer));
     } else if (kind == "Embedding") {
+      needs(rank >= 2 && rank < 8, "token ids of rank 2 to 7", false);
       auto layer = std::make_unique<EmbeddingLayer>(src);
       width = layer->units();
-      impl->layers.push_back(std::move(layer));
+      rank += 1;
+      impl.layers.push_back(std::move(layer));
     } else if (kind == "Masking") {
-      impl->layers.push_back(std::make_unique<MaskingLayer>(src));
+      needs(rank >= 2, "an input of rank 2 or more", false);
+      impl.layers.push_back(std::make_unique<MaskingLayer>(src));
     } else if (kind == "Dropout") {
-      impl->layers.push_back(std::make_unique<IdentityLayer>());
+      impl.layers.push_back(std::make_unique<IdentityLayer>());
     } else {
-      throw ModelFileError(path + ": layer \"" + name + "\": class \"" + kind + "\" is not supported by the C++ loader");
+      throw ModelFileError(path + ": layer \"" + name.substr(0, 200) + "\": class \"" + kind.substr(0, 200) +
+                           "\" is not supported by the C++ loader");
     }
   }
-  if (impl->layers.empty()) throw ModelFileError(path + ": the model has no layers");
+  if (impl.layers.empty()) throw ModelFileError(path + ": the model has no layers");
   for (const auto& [name, tensor] : file.tensors)
     if (!used.count(name))
-      throw ModelFileError(path + ": unexpected tensor \"" + name + "\"");
-  return Model(std::move(impl));
+      throw ModelFileError(path + ": unexpected tensor \"" + name.substr(0, 200) + "\"");
+  return impl;
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path) {
+  try {
+    return Model(std::make_unique<Impl>(load_impl(path)));
+  } catch (const json::exception& error) {  // a config value of an unexpected JSON type
+    throw ModelFileError(path + ": its config is malformed (" + std::string(error.what()).substr(0, 300) + ")");
+  }
 }
 
 Array Model::predict(const Array& x) const {
@@ -426,8 +505,8 @@ Array Model::predict(const Array& x) const {
   bool ok = x.shape.size() == expected.size() + 1 && x.shape[0] >= 1;
   for (std::size_t k = 0; ok && k < expected.size(); ++k) ok = x.shape[k + 1] >= 1 && (expected[k] < 0 || x.shape[k + 1] == expected[k]);
   std::int64_t count = 1;
-  for (std::int64_t d : x.shape) count *= d;
-  if (!ok || std::int64_t(x.values.size()) != count) {
+  for (std::int64_t d : x.shape) count = checked_product(count, d);
+  if (!ok || count < 0 || std::int64_t(x.values.size()) != count) {
     std::vector<std::int64_t> want{-1};
     want.insert(want.end(), expected.begin(), expected.end());
     throw std::invalid_argument("x: expected shape " + shape_to_string(want) + " (-1: any), got " + shape_to_string(x.shape) +

@@ -1,8 +1,11 @@
 #include "safetensors_file.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <utility>
 
 #include "lstm_native/model.hpp"
 
@@ -10,6 +13,21 @@ namespace lstm_native::detail {
 namespace {
 
 constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the limit the safetensors format itself sets
+constexpr int kMaxJsonDepth = 64;  // a header is two levels deep; deeper JSON is hostile (recursion in dump())
+
+// At most 200 characters of a JSON value, for error messages.
+std::string brief(const nlohmann::json& value) {
+  std::string text = value.dump();
+  return text.size() > 200 ? text.substr(0, 200) + "..." : text;
+}
+
+// A float64 value as float32: out-of-range values become +-inf (a plain cast would be undefined behavior).
+float to_float(double value) {
+  if (std::isnan(value)) return std::numeric_limits<float>::quiet_NaN();
+  if (value > std::numeric_limits<float>::max()) return std::numeric_limits<float>::infinity();
+  if (value < std::numeric_limits<float>::lowest()) return -std::numeric_limits<float>::infinity();
+  return static_cast<float>(value);
+}
 
 [[noreturn]] void fail(const std::string& path, const std::string& problem) {
   throw ModelFileError(path + ": " + problem);
@@ -32,21 +50,26 @@ std::uint64_t little_endian_u64(const char* bytes) {
   return value;
 }
 
-StoredTensor read_tensor(const std::string& path, const std::string& name, const nlohmann::json& entry,
-                         const char* data, std::uint64_t data_size) {
+// Checks the entry of one tensor and returns its byte range; reads its values into `tensor` when given.
+std::pair<std::uint64_t, std::uint64_t> read_tensor(const std::string& path, const std::string& name,
+                                                    const nlohmann::json& entry, const char* data,
+                                                    std::uint64_t data_size, StoredTensor* out) {
   const std::string where = "tensor \"" + name + "\": ";
   if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
     fail(path, where + "expected an object with dtype, shape and data_offsets");
   const auto& dtype = entry["dtype"];
   if (!dtype.is_string() || (dtype != "F32" && dtype != "F64"))
-    fail(path, where + "expected dtype F32 or F64, got " + dtype.dump());
+    fail(path, where + "expected dtype F32 or F64, got " + brief(dtype));
   const std::uint64_t item = dtype == "F32" ? 4 : 8;
   StoredTensor tensor;
   std::uint64_t count = 1;
   if (!entry["shape"].is_array()) fail(path, where + "shape must be an array");
+  if (entry["shape"].size() > 8) fail(path, where + "its shape has more than 8 dimensions");
   for (const auto& dim : entry["shape"]) {
     if (!dim.is_number_unsigned()) fail(path, where + "shape must hold non-negative integers");
     const std::uint64_t d = dim.get<std::uint64_t>();
+    if (d > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      fail(path, where + "its shape holds a dimension beyond 2**63 - 1");
     if (d != 0 && count > std::numeric_limits<std::uint64_t>::max() / item / d)
       fail(path, where + "its shape's element count overflows");
     count *= d;
@@ -59,20 +82,38 @@ StoredTensor read_tensor(const std::string& path, const std::string& name, const
   const std::uint64_t begin = offsets[0].get<std::uint64_t>(), end = offsets[1].get<std::uint64_t>();
   if (begin > end || end > data_size) fail(path, where + "its data_offsets lie outside the file's data");
   if (end - begin != count * item) fail(path, where + "its byte range does not match its dtype and shape");
-  tensor.values.resize(count);
-  for (std::uint64_t k = 0; k < count; ++k) {
-    if (item == 4) {
-      std::memcpy(&tensor.values[k], data + begin + 4 * k, 4);
-    } else {
-      double value;
-      std::memcpy(&value, data + begin + 8 * k, 8);
-      tensor.values[k] = static_cast<float>(value);
+  if (out) {
+    tensor.values.resize(count);
+    for (std::uint64_t k = 0; k < count; ++k) {
+      if (item == 4) {
+        std::memcpy(&tensor.values[k], data + begin + 4 * k, 4);
+      } else {
+        double value;
+        std::memcpy(&value, data + begin + 8 * k, 8);
+        tensor.values[k] = to_float(value);
+      }
     }
+    *out = std::move(tensor);
   }
-  return tensor;
+  return {begin, end};
 }
 
 }  // namespace
+
+nlohmann::json parse_json(const std::string& path, const std::string& what, const char* begin, const char* end) {
+  // Nesting deeper than kMaxJsonDepth is refused while parsing (nlohmann's parser is iterative; the
+  // recursive parts, dump() and comparisons, then only ever see shallow values).
+  const nlohmann::json::parser_callback_t limit_depth = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxJsonDepth)
+      fail(path, what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(begin, end, limit_depth);
+  } catch (const nlohmann::json::exception& error) {
+    fail(path, what + " is not valid JSON (" + std::string(error.what()).substr(0, 300) + ")");
+  }
+}
 
 SafetensorsFile read_safetensors(const std::string& path, const std::string& skip_prefix) {
   const std::vector<char> bytes = read_all(path);
@@ -80,16 +121,12 @@ SafetensorsFile read_safetensors(const std::string& path, const std::string& ski
   const std::uint64_t header_size = little_endian_u64(bytes.data());
   if (header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
     fail(path, "its header length (" + std::to_string(header_size) + " bytes) runs past the end of the file");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
-  } catch (const nlohmann::json::exception& error) {
-    fail(path, std::string("its header is not valid JSON (") + error.what() + ")");
-  }
+  const nlohmann::json header = parse_json(path, "its header", bytes.data() + 8, bytes.data() + 8 + header_size);
   if (!header.is_object()) fail(path, "its header must be a JSON object");
   const char* data = bytes.data() + 8 + header_size;
   const std::uint64_t data_size = bytes.size() - 8 - header_size;
   SafetensorsFile file;
+  std::vector<std::pair<std::pair<std::uint64_t, std::uint64_t>, std::string>> ranges;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       if (!entry.is_object()) fail(path, "__metadata__ must be an object of strings");
@@ -97,10 +134,24 @@ SafetensorsFile read_safetensors(const std::string& path, const std::string& ski
         if (!value.is_string()) fail(path, "__metadata__ entry \"" + key + "\" must be a string");
         file.metadata[key] = value.get<std::string>();
       }
-    } else if (skip_prefix.empty() || name.rfind(skip_prefix, 0) != 0) {
-      file.tensors[name] = read_tensor(path, name, entry, data, data_size);
+    } else {
+      // every tensor's entry is checked, also those skipped; only the others are read
+      const bool skip = !skip_prefix.empty() && name.rfind(skip_prefix, 0) == 0;
+      ranges.push_back({read_tensor(path, name, entry, data, data_size, skip ? nullptr : &file.tensors[name]), name});
     }
   }
+  // As the safetensors format requires: the byte ranges tile the data, without gaps or overlaps.
+  std::sort(ranges.begin(), ranges.end());
+  std::uint64_t covered = 0;
+  for (const auto& [range, name] : ranges) {
+    if (range.first != covered)
+      fail(path, "tensor \"" + name + "\": its data_offsets " +
+                     (range.first < covered ? "overlap another tensor's" : "leave a gap after the previous tensor's"));
+    covered = range.second;
+  }
+  if (covered != data_size)
+    fail(path, "the tensors cover " + std::to_string(covered) + " bytes of its " + std::to_string(data_size) +
+                   " data bytes (a truncated or padded file)");
   return file;
 }
 

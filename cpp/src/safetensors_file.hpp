@@ -22,6 +22,10 @@ struct SafetensorsFile {
   std::map<std::string, StoredTensor> tensors;
 };
 
+// Parses JSON text from the file at `path` (for messages: `what`, e.g. "its header"), refusing nesting deeper
+// than 64 levels; problems throw ModelFileError.
+nlohmann::json parse_json(const std::string& path, const std::string& what, const char* begin, const char* end);
+
 // Reads the file; tensors whose names start with `skip_prefix` (when not empty) are left unread.
 SafetensorsFile read_safetensors(const std::string& path, const std::string& skip_prefix = "");
 

@@ -85,7 +85,7 @@ SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weight
 
 template <class T>
 void swap_leading_axes(const T* src, std::int64_t d0, std::int64_t d1, std::int64_t width, T* dst) {
-  parallel_chunks(d1, 1, [&](std::int64_t first, std::int64_t last) {
+  parallel_chunks(d1, 1, double(d0 * width), [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t j = first; j < last; ++j)
       for (std::int64_t i = 0; i < d0; ++i)
         std::copy(src + (i * d1 + j) * width, src + (i * d1 + j + 1) * width, dst + (j * d0 + i) * width);

@@ -78,13 +78,19 @@ SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weight
 // same floating-point operations whatever the number of threads: results are bitwise identical for any
 // thread count.
 
+// Below this much work (multiply-adds, or elements copied) a call runs on one thread: starting and joining
+// threads would cost more than they save, and far more while another process holds the other cores.
+constexpr double kMinParallelWork = double(1 << 22);
+
 // Runs body(begin, end) over [0, count) cut into chunks of `chunk` items, the chunks spread over the
-// library's threads.
+// library's threads when the whole job (count × item_work) is worth it. Which thread runs a chunk never
+// changes what the chunk computes.
 template <class Body>
-void parallel_chunks(std::int64_t count, std::int64_t chunk, const Body& body) {
+void parallel_chunks(std::int64_t count, std::int64_t chunk, double item_work, const Body& body) {
   const std::int64_t chunks = (count + chunk - 1) / chunk;
   const int threads = get_num_threads();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && chunks > 1)
+  const bool parallel = threads > 1 && chunks > 1 && double(count) * item_work >= kMinParallelWork;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
   for (std::int64_t k = 0; k < chunks; ++k) body(k * chunk, std::min(count, (k + 1) * chunk));
 }
 
