@@ -84,6 +84,14 @@ def lengths_to_mask(lengths, time: int) -> np.ndarray:
     return np.arange(time)[None, :] < lengths[:, None]
 
 
+def _compute_dtype(W) -> np.dtype:
+    """The computation's dtype: W's, float32 or float64."""
+    dtype = np.asarray(W).dtype
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"W: expected dtype float32 or float64, got {dtype}")
+    return dtype
+
+
 def _float_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype != dtype:
@@ -165,10 +173,7 @@ def lstm_forward(
     training, dropouts are off and zoneout acts as its expectation.
     """
     kind = _check_variant(peephole, output_peephole_source)
-    W = np.asarray(W)
-    if W.dtype not in (np.float32, np.float64):
-        raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
-    dtype = W.dtype
+    dtype = _compute_dtype(W)
     args = dict(
         W=_float_array("W", W, dtype),
         U=_float_array("U", U, dtype),
@@ -236,10 +241,7 @@ def lstm_trace(
     forward pass (the training pass, whose workspace keeps them; no regularization). At a masked step the
     gates are 0 and c, h the carried states."""
     kind = _check_variant(peephole, output_peephole_source)
-    W = np.asarray(W)
-    if W.dtype not in (np.float32, np.float64):
-        raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
-    dtype = W.dtype
+    dtype = _compute_dtype(W)
     x = _float_array("x", x, dtype)
     return _core.trace(x=x, W=_float_array("W", W, dtype), U=_float_array("U", U, dtype),
                        b=_optional_float_array("b", b, dtype), p=_optional_float_array("p", p, dtype),
@@ -264,10 +266,7 @@ def lstm_step(
     """One time step for streaming inference: x (B, I), h and c (B, H) -> (h, c) of the next step
     (zoneout acts as its expectation, as in :func:`lstm_forward` without training)."""
     kind = _check_variant(peephole, output_peephole_source)
-    W = np.asarray(W)
-    if W.dtype not in (np.float32, np.float64):
-        raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
-    dtype = W.dtype
+    dtype = _compute_dtype(W)
     return _core.step(
         x=_float_array("x", x, dtype),
         h=_float_array("h", h, dtype),

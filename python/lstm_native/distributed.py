@@ -1,0 +1,322 @@
+"""Data-parallel training over MPI (mpi4py): ``model.fit(..., strategy=MPIStrategy())``.
+
+Launch the same script on every rank (``mpiexec -n 2 python script.py``). Each rank loads the same data; every
+global batch of ``batch_size`` samples (the same shuffled order on all ranks) is split evenly into one
+contiguous shard per rank. A step runs the forward and backward passes on the rank's shard, then ONE
+non-blocking allreduce over one flat buffer that holds every gradient (scaled by shard size / global batch
+size, so that the sum is the gradient of the mean loss over the global batch, as one process computes it),
+the loss and metric accumulators of the epoch (summed: the logs are those of the whole data) and a small
+control block (rank 0's ``stop_training`` and learning rate). Every rank then applies the same update.
+
+* At the start of ``fit`` (after ``on_train_begin``) rank 0 broadcasts the weights, the optimizer's state, the
+  initial epoch and the library generator's state: the ranks start identical whatever each one loaded or
+  seeded (a ``BackupAndRestore`` restore on rank 0 reaches all ranks).
+* Callbacks (``EarlyStopping``, ``ModelCheckpoint``, ...) and the progress bar run on rank 0 only; its
+  decisions reach all ranks: ``stop_training`` (set at a batch's end, it stops every rank before the next
+  update; set at an epoch's end, after that epoch) and the learning rate (``ReduceLROnPlateau``,
+  ``LearningRateScheduler``). ``model.history`` holds the reduced logs on every rank.
+* Validation data is split across the ranks too and its accumulators are summed.
+* Dropout masks: the layers draw their per-batch seeds from a per-rank generator seeded by (a number drawn
+  from rank 0's ``lstm_native.utils`` generator, the rank): distinct per rank, reproducible after
+  ``set_random_seed``. Shuffling uses a generator shared by all ranks. (A layer built with its own ``seed=``
+  draws the same seeds on every rank.)
+* Every collective is non-blocking with a deadline: if another rank dies or stalls, the waiting ranks raise
+  ``RuntimeError`` after ``timeout`` seconds instead of hanging. The communicator cannot be used afterwards,
+  and ``MPI_Finalize`` would wait for the missing rank forever, so such a process ends with status 1 at
+  interpreter exit without finalizing MPI.
+
+Not supported (ValueError): stateful layers, metrics other than the library's mean metrics.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import os
+import pickle
+import sys
+import time
+from typing import Dict, Optional
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from . import metrics as metrics_module
+from . import utils
+from .optimizers import schedules
+
+__all__ = ["MPIStrategy"]
+
+_exit_guard_armed = False
+
+
+def _exit_without_finalize() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _arm_exit_guard() -> None:
+    """After a failed collective MPI_Finalize would wait for the lost rank: end the process before it runs
+    (Python's atexit handlers run before mpi4py's finalization)."""
+    global _exit_guard_armed
+    if not _exit_guard_armed:
+        _exit_guard_armed = True
+        atexit.register(_exit_without_finalize)
+
+
+@contextlib.contextmanager
+def _library_generator(generator: np.random.Generator):
+    saved = utils._generator
+    utils._generator = generator
+    try:
+        yield
+    finally:
+        utils._generator = saved
+
+
+def _shard(count: int, rank: int, size: int):
+    return count * rank // size, count * (rank + 1) // size
+
+
+class MPIStrategy:
+    """Data-parallel ``fit`` over MPI ranks; pass it as ``model.fit(..., strategy=MPIStrategy())``.
+
+    Args:
+        comm: an mpi4py communicator (default ``MPI.COMM_WORLD``); every rank of it must call ``fit`` with
+            the same data, batch size and epochs.
+        timeout: seconds any rank waits in one collective (the gradient allreduce of a step, a broadcast)
+            before it raises ``RuntimeError`` (another rank died, stalls, or left ``fit``). Make it larger than
+            the longest imbalance between ranks (e.g. rank 0 saving a checkpoint) and than a step's time.
+
+    Attributes:
+        rank, size: this process' rank and the number of ranks.
+        timings: ``{"steps", "step_seconds", "allreduce_seconds"}`` of the last ``fit`` on this rank: the
+            wall time of the training steps and the part of it spent in the gradient allreduce (waiting for
+            the slowest rank included).
+    """
+
+    def __init__(self, comm=None, timeout: float = 60.0):
+        try:
+            from mpi4py import MPI
+        except ImportError as error:  # pragma: no cover - depends on the installation
+            raise ImportError("MPIStrategy needs mpi4py and an MPI library: pip install 'lstm_native[mpi]' "
+                              "(mpi4py and the mpich wheel)") from error
+        if not (isinstance(timeout, (int, float)) and timeout > 0) or isinstance(timeout, bool):
+            raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
+        self._MPI = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self.timeout = float(timeout)
+        self.timings = {"steps": 0, "step_seconds": 0.0, "allreduce_seconds": 0.0}
+        self._broken = False
+
+    def __repr__(self) -> str:
+        return f"MPIStrategy(rank={self.rank}, size={self.size}, timeout={self.timeout})"
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
+
+    # ------------------------------------------------------------------------------- collectives with a deadline
+    def _wait(self, request, what: str) -> None:
+        if self._broken:
+            raise RuntimeError("MPIStrategy: an earlier collective timed out; the communicator is unusable")
+        start = time.monotonic()
+        deadline = start + self.timeout
+        pause = 0.0
+        while not request.Test():
+            now = time.monotonic()
+            if now > deadline:
+                self._broken = True
+                _arm_exit_guard()
+                raise RuntimeError(
+                    f"MPIStrategy: rank {self.rank} of {self.size} waited {self.timeout:g} s in {what} without the "
+                    "other ranks: one of them died, stalls or left fit. Training stops; this process will exit "
+                    "with status 1 (MPI cannot be finalized without the lost rank).")
+            if now - start > 1e-3:  # spin first (a step's imbalance is short), then poll gently
+                pause = min(2e-4, max(2e-5, pause * 2))
+                time.sleep(pause)
+
+    def _allreduce(self, send: np.ndarray, receive: np.ndarray, what: str) -> np.ndarray:
+        self._wait(self.comm.Iallreduce(send, receive, op=self._MPI.SUM), what)
+        return receive
+
+    def _broadcast_object(self, obj, what: str):
+        """rank 0's ``obj`` on every rank (pickled; a non-blocking broadcast of its length, then of its bytes)."""
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) if self.is_chief else b""
+        length = np.array([len(data)], dtype=np.int64)
+        self._wait(self.comm.Ibcast(length, root=0), what)
+        buffer = np.frombuffer(data, dtype=np.uint8).copy() if self.is_chief else np.empty(int(length[0]), np.uint8)
+        self._wait(self.comm.Ibcast(buffer, root=0), what)
+        return obj if self.is_chief else pickle.loads(buffer.tobytes())
+
+    # ------------------------------------------------------------------------------------------ checks and setup
+    def _check(self, model, count: int, batch_size: int) -> None:
+        if batch_size < self.size:
+            raise ValueError(f"MPIStrategy: batch_size ({batch_size}) is the global batch; it must be at least the "
+                             f"number of ranks ({self.size})")
+        if count < self.size:
+            raise ValueError(f"MPIStrategy: {count} training samples for {self.size} ranks")
+        for layer in model.layers:
+            for sub in [layer] + [getattr(layer, name, None) for name in ("forward_layer", "backward_layer")]:
+                if getattr(sub, "stateful", False):
+                    raise ValueError(f"MPIStrategy: {layer.name} is stateful; states cannot follow sharded batches")
+        for identifier in model._metric_identifiers:
+            if isinstance(identifier, metrics_module.Metric) and not isinstance(identifier, metrics_module.Mean):
+                raise ValueError(f"MPIStrategy: metric {identifier.name} has no (total, count) accumulators to "
+                                 "reduce across ranks")
+
+    def _synchronize_start(self, model, initial_epoch: int) -> int:
+        """Rank 0's weights, optimizer state, initial epoch and generator state on every rank; returns the
+        initial epoch and seeds the shuffling and per-rank generators."""
+        state = None
+        if self.is_chief:
+            base = int(utils.generator().integers(0, 2**63))
+            state = {"weights": model.get_weights(), "optimizer": model.optimizer.variables(),
+                     "initial_epoch": int(initial_epoch), "base": base, "rng": utils.get_rng_state()}
+        state = self._broadcast_object(state, "the start of fit (broadcast of rank 0's weights)")
+        if not self.is_chief:
+            model.set_weights(state["weights"])
+            model.optimizer.set_state(state["optimizer"])
+            utils.set_rng_state(state["rng"])
+        self._shuffle_generator = np.random.default_rng([state["base"], 0])
+        self._rank_generator = np.random.default_rng([state["base"], 1, self.rank])
+        return state["initial_epoch"]
+
+    def _layout(self, model):
+        variables = model.trainable_weights
+        offsets = np.cumsum([0] + [v.value.size for v in variables])
+        dtype = np.result_type(*[v.value.dtype for v in variables]) if variables else np.float64
+        metric_count = 1 + len(model._metric_identifiers)  # the loss tracker, then the compiled metrics
+        total = int(offsets[-1]) + 2 * metric_count + 2  # gradients, (total, count) per tracker, control
+        self._variables, self._offsets = variables, offsets
+        self._send, self._receive = np.zeros(total, dtype), np.empty(total, dtype)
+
+    # ------------------------------------------------------------------------------------------------ the step
+    def _trackers_state(self, model, trackers):
+        items = [trackers["loss"]] + list(model._metrics or [])
+        return [value for metric in items for value in (metric.total, metric.count)]
+
+    def _logs(self, model, sums) -> Dict[str, float]:
+        names = ["loss"] + [metric.name for metric in model._metrics]
+        return {name: float(sums[2 * k] / sums[2 * k + 1]) if sums[2 * k + 1] else 0.0
+                for k, name in enumerate(names)}
+
+    def _control(self, model, stop: bool):
+        if not self.is_chief:
+            return [0.0, 0.0]
+        optimizer = model.optimizer
+        schedule = isinstance(optimizer._learning_rate, schedules.LearningRateSchedule)
+        return [1.0 if stop else 0.0, 0.0 if schedule else float(optimizer.learning_rate)]
+
+    def _apply_control(self, model, stop: float, learning_rate: float) -> bool:
+        if stop > 0:
+            model.stop_training = True
+        if not self.is_chief and learning_rate > 0 and np.float32(learning_rate) != np.float32(
+                model.optimizer.learning_rate):
+            model.optimizer.learning_rate = learning_rate
+        return stop > 0
+
+    def _train_step(self, model, x, y, sample_weight, trackers, global_count: int, stop: bool):
+        """One step on this rank's shard; returns (logs, stopped)."""
+        started = time.perf_counter()
+        send, offsets, gradients_end = self._send, self._offsets, int(self._offsets[-1])
+        send[:gradients_end] = 0
+        if len(x) and not stop:
+            with _library_generator(self._rank_generator):
+                y_pred, mask = model._forward(x, training=True)
+                loss = model._loss_and_backward(y, y_pred, model._masked_weights(sample_weight, mask, reduce=True))
+            scale = len(x) / global_count
+            for variable, first, last in zip(self._variables, offsets[:-1], offsets[1:]):
+                if variable.grad is not None:
+                    np.multiply(variable.grad.reshape(-1), scale, out=send[first:last], casting="unsafe")
+            model._update_trackers(trackers, loss, y, y_pred, model._masked_weights(sample_weight, mask, False))
+        send[gradients_end:-2] = self._trackers_state(model, trackers)
+        send[-2:] = self._control(model, stop)
+        communication = time.perf_counter()
+        sums = self._allreduce(send, self._receive, "the gradient allreduce of a training step")
+        communication = time.perf_counter() - communication
+        stopped = self._apply_control(model, sums[-2], sums[-1])
+        if not stopped:
+            for variable, first, last in zip(self._variables, offsets[:-1], offsets[1:]):
+                if variable.grad is not None:
+                    variable.grad = sums[first:last].reshape(variable.value.shape).astype(variable.value.dtype)
+            model.optimizer.apply(self._variables)
+        self.timings["steps"] += 1
+        self.timings["step_seconds"] += time.perf_counter() - started
+        self.timings["allreduce_seconds"] += communication
+        return (None if stopped else self._logs(model, sums[gradients_end:-2])), stopped
+
+    def _evaluate(self, model, x, y, sample_weight, batch_size: int) -> Dict[str, float]:
+        """Validation: each rank evaluates its contiguous part of the data; the accumulators are summed."""
+        first, last = _shard(len(x), self.rank, self.size)
+        trackers = model._fresh_trackers()
+        model._reset_metrics(trackers)
+        for start in range(first, last, batch_size):
+            stop = min(last, start + batch_size)
+            y_pred, mask = model._forward(x[start:stop], training=False)
+            weight = None if sample_weight is None else sample_weight[start:stop]
+            loss = float(model.loss(y[start:stop], y_pred, sample_weight=model._masked_weights(weight, mask, True)))
+            model._update_trackers(trackers, loss + model._penalty(), y[start:stop], y_pred,
+                                   model._masked_weights(weight, mask, False))
+        state = np.array(self._trackers_state(model, trackers), dtype=np.float64)
+        sums = self._allreduce(state, np.empty_like(state), "the validation's reduction")
+        return self._logs(model, sums)
+
+    # ------------------------------------------------------------------------------------------------- fit
+    def fit(self, model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
+            initial_epoch, validation_batch_size, validation_freq):
+        """The loop of ``Sequential.fit`` (which has prepared the data), data-parallel; returns the History."""
+        self._check(model, len(x), batch_size)
+        steps = math.ceil(len(x) / batch_size)
+        callback_list = callbacks_module.CallbackList(
+            callbacks if self.is_chief else None, add_history=True, add_progbar=self.is_chief and verbose != 0,
+            model=model, verbose=verbose if self.is_chief else 0, epochs=epochs, steps=steps)
+        trackers = model._fresh_trackers()
+        model.stop_training = False
+        self.timings = {"steps": 0, "step_seconds": 0.0, "allreduce_seconds": 0.0}
+        callback_list.on_train_begin()
+        if model._initial_epoch is not None:
+            initial_epoch, model._initial_epoch = model._initial_epoch, None
+        initial_epoch = self._synchronize_start(model, initial_epoch)
+        if validation_data is not None:
+            val_x, val_y = model._prepare_x(validation_data[0]), np.asarray(validation_data[1])
+            val_weight = None if len(validation_data) < 3 or validation_data[2] is None else np.asarray(
+                validation_data[2], dtype=np.float32)
+        logs: Dict[str, float] = {}
+        epoch_logs = logs
+        for epoch in range(initial_epoch, epochs):
+            model._reset_metrics(trackers)
+            callback_list.on_epoch_begin(epoch)
+            order = self._shuffle_generator.permutation(len(x)) if shuffle else np.arange(len(x))
+            if epoch == initial_epoch:
+                self._layout(model)
+            for step in range(steps):
+                stop = self.is_chief and model.stop_training  # set at the last batch's end: tell the others
+                if not stop:
+                    callback_list.on_train_batch_begin(step)
+                rows = order[step * batch_size:(step + 1) * batch_size]
+                first, last = _shard(len(rows), self.rank, self.size)
+                mine = rows[first:last]
+                batch_weight = None if sample_weight is None else sample_weight[mine]
+                step_logs, stopped = self._train_step(model, x[mine], y[mine], batch_weight, trackers, len(rows),
+                                                      stop=stop)
+                if stopped:
+                    break
+                logs = step_logs
+                callback_list.on_train_batch_end(step, logs)
+            epoch_logs = dict(logs)
+            if validation_data is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate(model, val_x, val_y, val_weight, validation_batch_size or batch_size)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            control = np.array(self._control(model, self.is_chief and model.stop_training), dtype=np.float64)
+            control = self._allreduce(control, np.empty_like(control), "the end of an epoch")
+            if self._apply_control(model, control[0], control[1]):
+                break
+        callback_list.on_train_end(epoch_logs if epochs > initial_epoch else logs)
+        return model.history
+
