@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <utility>
 
 #include "lstm_native/model.hpp"
@@ -58,9 +59,19 @@ std::pair<std::uint64_t, std::uint64_t> read_tensor(const std::string& path, con
   if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
     fail(path, where + "expected an object with dtype, shape and data_offsets");
   const auto& dtype = entry["dtype"];
-  if (!dtype.is_string() || (dtype != "F32" && dtype != "F64"))
-    fail(path, where + "expected dtype F32 or F64, got " + brief(dtype));
-  const std::uint64_t item = dtype == "F32" ? 4 : 8;
+  std::uint64_t item = 0;
+  if (dtype == "F32") {
+    item = 4;
+  } else if (dtype == "F64") {
+    item = 8;
+  } else if (!out && dtype.is_string()) {  // a skipped tensor (training state) may hold any safetensors dtype
+    static const std::map<std::string, std::uint64_t> sizes = {
+        {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F16", 2}, {"BF16", 2}, {"I16", 2}, {"U16", 2},
+        {"I32", 4}, {"U32", 4}, {"I64", 8}, {"U64", 8}};
+    const auto found = sizes.find(dtype.get<std::string>());
+    if (found != sizes.end()) item = found->second;
+  }
+  if (item == 0) fail(path, where + "expected dtype F32 or F64, got " + brief(dtype));
   StoredTensor tensor;
   std::uint64_t count = 1;
   if (!entry["shape"].is_array()) fail(path, where + "shape must be an array");
@@ -101,15 +112,27 @@ std::pair<std::uint64_t, std::uint64_t> read_tensor(const std::string& path, con
 }  // namespace
 
 nlohmann::json parse_json(const std::string& path, const std::string& what, const char* begin, const char* end) {
-  // Nesting deeper than kMaxJsonDepth is refused while parsing (nlohmann's parser is iterative; the
-  // recursive parts, dump() and comparisons, then only ever see shallow values).
-  const nlohmann::json::parser_callback_t limit_depth = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-    if (depth > kMaxJsonDepth)
-      fail(path, what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-    return true;
-  };
+  // Nesting deeper than kMaxJsonDepth is refused before parsing, by one linear scan (outside strings): the
+  // recursive parts of nlohmann_json, dump() and comparisons, then only ever see shallow values. (Its
+  // parser's depth callback would do the same, but costs quadratic time on wide objects.)
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char* c = begin; c != end; ++c) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (*c == '\\') escaped = true;
+      else if (*c == '"') in_string = false;
+    } else if (*c == '"') {
+      in_string = true;
+    } else if (*c == '[' || *c == '{') {
+      if (++depth > kMaxJsonDepth)
+        fail(path, what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    } else if (*c == ']' || *c == '}') {
+      --depth;
+    }
+  }
   try {
-    return nlohmann::json::parse(begin, end, limit_depth);
+    return nlohmann::json::parse(begin, end);
   } catch (const nlohmann::json::exception& error) {
     fail(path, what + " is not valid JSON (" + std::string(error.what()).substr(0, 300) + ")");
   }
