@@ -94,7 +94,7 @@ def table(header, rows) -> str:
     return "\n".join([markdown_row(header), "|" + "---|" * len(header)] + [markdown_row(row) for row in rows])
 
 
-VOWEL_HEADER = ("config", "settings", "test accuracy (mean ± std)", "per seed", "epochs", "s/run")
+VOWEL_HEADER = ("config", "settings", "test accuracy (mean ± std, ddof=0)", "per seed", "epochs", "s/run")
 LM_HEADER = ("config", "settings", "training bpc (end)", "held-out bpc (end)", "best held-out bpc (epoch)",
              "held-out bpc per epoch", "epochs", "s")
 
@@ -187,8 +187,8 @@ def shakespeare(train_chars: int, heldout_chars: int, units: int, length: int, b
         seconds = time.perf_counter() - start
         best = int(np.argmin(curve))
         train_bpc = bits_per_char(model, x_train[: len(x_held)], y_train[: len(x_held)])  # as many as held out
-        rows.append((name, strategy.describe(), f"{train_bpc:.3f}", f"{curve[-1]:.3f}", f"{curve[best]:.3f} ({best + 1})",
-                     " ".join(f"{b:.2f}" for b in curve), epochs, f"{seconds:.0f}"))
+        rows.append((name, strategy.describe(), f"{train_bpc:.3f}", f"{curve[-1]:.3f}",
+                     f"{curve[best]:.3f} ({best + 1})", " ".join(f"{b:.2f}" for b in curve), epochs, f"{seconds:.0f}"))
         print(markdown_row(rows[-1]), flush=True)
     return LM_HEADER, rows
 
