@@ -35,9 +35,12 @@ def threshold(rate):
     return int(rate * 65536.0 + 0.5)
 
 
-def draw(seed, B, T, I, H, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0, zoneout_c=0.0, weight_drop=0.0):
-    """The multipliers a training call with these rates applies, as reference_forward's `masks`."""
+def draw(seed, B, T, I, H, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0, zoneout_c=0.0, weight_drop=0.0,
+         P=None):
+    """The multipliers a training call with these rates applies, as reference_forward's `masks` (P: the
+    projection size, which sizes h)."""
     masks = {}
+    Ho = H if P is None else P
 
     def dropout_mask(stream, shape, rate):
         keep = uniforms16(seed, stream, int(np.prod(shape))) >= threshold(rate)
@@ -46,9 +49,9 @@ def draw(seed, B, T, I, H, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0, zo
     if dropout:
         masks["input"] = dropout_mask("input", (B, I), dropout)
     if recurrent_dropout:
-        masks["recurrent"] = dropout_mask("recurrent", (B, H), recurrent_dropout)
+        masks["recurrent"] = dropout_mask("recurrent", (B, Ho), recurrent_dropout)
     if weight_drop:
-        masks["U"] = dropout_mask("U", (H, 4 * H), weight_drop)
+        masks["U"] = dropout_mask("U", (Ho, 4 * H), weight_drop)
     if zoneout_h or zoneout_c:
         for name, rate in (("zoneout_h", zoneout_h), ("zoneout_c", zoneout_c)):
             masks[name] = (uniforms16(seed, name, T * B * H) < threshold(rate)).reshape(T, B, H).astype(float)

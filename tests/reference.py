@@ -6,7 +6,7 @@
     g_t = tanh(z_g)
     c_t = f_t * c_{t-1} + i_t * g_t
     o_t = sigmoid(z_o + peep_o(c_t))                 c_{t-1} with output_peephole_source="previous"
-    h_t = o_t * tanh(c_t)
+    h_t = o_t * tanh(c_t)                            (o_t * tanh(c_t)) @ W_hr with a projection W_hr (H, P)
 
 peep_k(c) = p[k] * c ("diagonal", p (3, H)), c @ p[k] ("full", p (3, H, H)), 0 (None); k: 0=i, 1=f, 2=o.
 At a masked step (mask False) h and c are carried unchanged; the output is the carried h, or 0 with
@@ -43,20 +43,21 @@ def _f64(array):
 
 
 def reference_forward(x, W, U, b, p, peephole, output_peephole_source, h0=None, c0=None, mask=None,
-                      zero_output_for_mask=False, masks=None):
-    """One LSTM layer over x (B, T, I) in float64 -> (y (B, T, H), h (B, H), c (B, H)).
+                      zero_output_for_mask=False, masks=None, W_hr=None):
+    """One LSTM layer over x (B, T, I) in float64 -> (y (B, T, Ho), h (B, Ho), c (B, H)), Ho = P with a
+    projection W_hr (H, P) (then U is (P, 4H)), else H.
 
-    masks: optional dict of regularization multipliers, each optional: "input" (B, I), "recurrent" (B, H),
-    "U" (H, 4H), "zoneout_h" and "zoneout_c" (T, B, H)."""
+    masks: optional dict of regularization multipliers, each optional: "input" (B, I), "recurrent" (B, Ho),
+    "U" (Ho, 4H), "zoneout_h" and "zoneout_c" (T, B, H)."""
     if output_peephole_source not in ("current", "previous"):
         raise ValueError(f"unknown output_peephole_source {output_peephole_source!r}")
-    x, W, U, b, p = map(_f64, (x, W, U, b, p))
+    x, W, U, b, p, W_hr = map(_f64, (x, W, U, b, p, W_hr))
     batch, time, _ = x.shape
-    hidden = U.shape[0]
-    h = np.zeros((batch, hidden)) if h0 is None else _f64(h0).copy()
+    hidden, out_size = W.shape[1] // 4, U.shape[0]
+    h = np.zeros((batch, out_size)) if h0 is None else _f64(h0).copy()
     c = np.zeros((batch, hidden)) if c0 is None else _f64(c0).copy()
     valid = np.ones((batch, time), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    y = np.empty((batch, time, hidden))
+    y = np.empty((batch, time, out_size))
     masks = masks or {}
     m_x, m_h, m_U = (masks.get(k, 1.0) for k in ("input", "recurrent", "U"))
     for t in range(time):
@@ -70,6 +71,8 @@ def reference_forward(x, W, U, b, p, peephole, output_peephole_source, h0=None, 
         c_new = f * c + i * g
         o = _sigmoid(z_o + _peep(c_new if output_peephole_source == "current" else c, p, 2, peephole))
         h_new = o * np.tanh(c_new)
+        if W_hr is not None:
+            h_new = h_new @ W_hr
         if "zoneout_h" in masks:
             h_new = masks["zoneout_h"][t] * h + (1 - masks["zoneout_h"][t]) * h_new
             c_new = masks["zoneout_c"][t] * c + (1 - masks["zoneout_c"][t]) * c_new
@@ -80,25 +83,29 @@ def reference_forward(x, W, U, b, p, peephole, output_peephole_source, h0=None, 
     return y, h, c
 
 
-def random_params(rng, I, H, peephole, dtype=np.float64):
-    """Random W, U, b, p for a variant, uniform in +-1/sqrt(fan-in) (p: +-0.5 when diagonal)."""
+def random_params(rng, I, H, peephole, dtype=np.float64, P=None):
+    """Random W, U, b, p (and W_hr (H, P) given P) for a variant, uniform in +-1/sqrt(fan-in) (p: +-0.5
+    when diagonal; W_hr: +-1, so that a projection does not shrink h)."""
     def uniform(shape, fan_in):
         bound = 1.0 / np.sqrt(fan_in)
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
     p_shape = {"diagonal": (3, H), "full": (3, H, H), None: None}[peephole]
-    return dict(
+    params = dict(
         W=uniform((I, 4 * H), I),
-        U=uniform((H, 4 * H), H),
+        U=uniform((H if P is None else P, 4 * H), H if P is None else P),
         b=uniform(4 * H, 4),
         p=None if p_shape is None else uniform(p_shape, H if peephole == "full" else 4),
     )
+    if P is not None:
+        params["W_hr"] = uniform((H, P), 1)
+    return params
 
 
-def random_inputs(rng, B, T, I, H, dtype=np.float64):
-    """Random x (B, T, I), h0 and c0 (B, H): x and c0 standard normal, h0 uniform in +-0.9."""
+def random_inputs(rng, B, T, I, H, dtype=np.float64, P=None):
+    """Random x (B, T, I), h0 (B, P or H) and c0 (B, H): x and c0 standard normal, h0 uniform in +-0.9."""
     x = rng.standard_normal((B, T, I)).astype(dtype)
-    h0 = rng.uniform(-0.9, 0.9, (B, H)).astype(dtype)
+    h0 = rng.uniform(-0.9, 0.9, (B, H if P is None else P)).astype(dtype)
     c0 = rng.standard_normal((B, H)).astype(dtype)
     return x, h0, c0
 

@@ -483,10 +483,11 @@ def test_core_backward_valid_call_runs(rng):
     problem = make_problem(rng)
     workspace = core_forward(problem, training=True)[3]
     grads = _core.backward(**core_backward_kwargs(problem, workspace))
-    assert len(grads) == 7
-    dx, dh0, dc0, dW, dU, db, dp = grads
+    assert len(grads) == 8
+    dx, dh0, dc0, dW, dU, db, dp, dW_hr = grads
     assert dx.shape == (B, T, I) and dW.shape == (I, 4 * H) and dp.shape == (3, H)
-    assert all(np.isfinite(g).all() for g in grads)
+    assert dW_hr is None  # no projection
+    assert all(np.isfinite(g).all() for g in grads[:7])
 
 
 # ------------------------------------------------------------------------------------------------ step

@@ -77,8 +77,10 @@ Variant parse_variant(const std::string& peephole, const std::string& source) {
 }
 
 template <class T>
-Weights<T> weights_of(const py::object& W, const py::object& U, const py::object& b, const py::object& p) {
-  return {required_input<T>("W", W), required_input<T>("U", U), input<T>("b", b), input<T>("p", p)};
+Weights<T> weights_of(const py::object& W, const py::object& U, const py::object& b, const py::object& p,
+                      const py::object& W_hr) {
+  return {required_input<T>("W", W), required_input<T>("U", U), input<T>("b", b), input<T>("p", p),
+          input<T>("W_hr", W_hr)};
 }
 
 template <class T>
@@ -89,9 +91,9 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
   const SequenceInput<T> in{required_input<T>("x", x_obj), input<T>("h0", h0), input<T>("c0", c0),
                             mask_input(mask)};
   const SequenceDims dims = sequence_dims(config, in.x.shape);
-  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
-  auto [y, y_view] = output<T>({B, time, H});
-  auto [h, h_view] = output<T>({B, H});
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
+  auto [y, y_view] = output<T>({B, time, Ho});
+  auto [h, h_view] = output<T>({B, Ho});
   auto [c, c_view] = output<T>({B, H});
   const SequenceOutput<T> out{y_view, h_view, c_view};
   py::object workspace = py::none();
@@ -116,7 +118,7 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
                         const py::object& workspace_obj, std::int64_t batch, std::int64_t time,
                         const Regularization& reg) {
   validate(config, weights);
-  const std::int64_t I = config.input_size, H = config.hidden_size;
+  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
   const Tensor<const T> ws = required_input<T>("workspace", workspace_obj);
   if (!py::reinterpret_borrow<py::array>(workspace_obj).writeable())
     throw py::value_error("workspace: must be writable");
@@ -124,12 +126,12 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
   const OutputGradients<T> grad_out{input<T>("dy", dy), input<T>("dh_n", dh_n), input<T>("dc_n", dc_n)};
   training_workspace_size(config, batch, time, reg);  // checks batch and time before anything is allocated
   auto [dx, dx_view] = output<T>({batch, time, I});
-  auto [dh0, dh0_view] = output<T>({batch, H});
+  auto [dh0, dh0_view] = output<T>({batch, Ho});
   auto [dc0, dc0_view] = output<T>({batch, H});
   auto [dW, dW_view] = output<T>({I, 4 * H});
-  auto [dU, dU_view] = output<T>({H, 4 * H});
-  Gradients<T> grads{dx_view, dh0_view, dc0_view, dW_view, dU_view, {}, {}};
-  py::object db = py::none(), dp = py::none();
+  auto [dU, dU_view] = output<T>({Ho, 4 * H});
+  Gradients<T> grads{dx_view, dh0_view, dc0_view, dW_view, dU_view, {}, {}, {}};
+  py::object db = py::none(), dp = py::none(), dW_hr = py::none();
   if (!weights.b.empty()) {
     auto [array, view] = output<T>({4 * H});
     grads.db = view;
@@ -140,12 +142,17 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
     grads.dpeephole = view;
     dp = array;
   }
+  if (!weights.projection.empty()) {
+    auto [array, view] = output<T>(weights.projection.shape);
+    grads.dprojection = view;
+    dW_hr = array;
+  }
   const Tensor<const std::uint8_t> mask_view = mask_input(mask);
   {
     py::gil_scoped_release release;
     backward(config, weights, mask_view, batch, time, grad_out, work, grads, reg);
   }
-  return py::make_tuple(dx, dh0, dc0, dW, dU, db, dp);
+  return py::make_tuple(dx, dh0, dc0, dW, dU, db, dp, dW_hr);
 }
 
 template <class T>
@@ -153,12 +160,12 @@ py::dict trace_impl(const py::object& x_obj, const Weights<T>& weights, const Ce
                     const py::object& c0, const py::object& mask, const Regularization& reg) {
   const py::tuple forward = forward_impl<T>(x_obj, weights, config, h0, c0, mask, true, reg);
   const py::array workspace = forward[3].cast<py::array>(), y = forward[0].cast<py::array>();
-  const std::int64_t B = y.shape(0), time = y.shape(1), H = config.hidden_size;
+  const std::int64_t B = y.shape(0), time = y.shape(1), H = config.hidden_size, Ho = output_size(config);
   py::dict result;
   Trace<T> trace;
   for (auto [name, view] : {std::pair{"i", &trace.i}, {"f", &trace.f}, {"g", &trace.g}, {"o", &trace.o},
                             {"c", &trace.c}, {"h", &trace.h}}) {
-    auto [array, tensor] = output<T>({B, time, H});
+    auto [array, tensor] = output<T>({B, time, name[0] == 'h' ? Ho : H});
     *view = tensor;
     result[name] = array;
   }
@@ -180,7 +187,7 @@ py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const p
     throw py::value_error("x: expected shape [B, " + std::to_string(config.input_size) + "], got " +
                           shape_to_string(x_view.shape));
   const std::int64_t B = x_view.shape[0], H = config.hidden_size;
-  auto [h_new, h_view] = output<T>({B, H});
+  auto [h_new, h_view] = output<T>({B, output_size(config)});
   auto [c_new, c_view] = output<T>({B, H});
   const Tensor<const T> h_prev = required_input<T>("h", h), c_prev = required_input<T>("c", c);
   {
@@ -208,12 +215,16 @@ Regularization regularization_of(double dropout, double recurrent_dropout, doubl
   return reg;
 }
 
-CellConfig config_of(const py::object& W, const py::object& U, const Variant& v, bool zero_output_for_mask) {
+CellConfig config_of(const py::object& W, const py::object& U, const py::object& W_hr, const Variant& v,
+                     bool zero_output_for_mask) {
   auto shape = [](const char* name, const py::object& obj) {
     if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
     return shape_of(py::reinterpret_borrow<py::array>(obj));
   };
-  return config_from_shapes(shape("W", W), shape("U", U), v.peephole, v.source, zero_output_for_mask);
+  const std::vector<std::int64_t> projection_shape = W_hr.is_none() ? std::vector<std::int64_t>{} : shape("W_hr", W_hr);
+  if (!W_hr.is_none() && projection_shape.empty())  // a 0-d array: no projection shape at all
+    throw py::value_error("W_hr: expected shape [H, P], got []");
+  return config_from_shapes(shape("W", W), shape("U", U), v.peephole, v.source, zero_output_for_mask, projection_shape);
 }
 
 }  // namespace
@@ -246,20 +257,21 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.def(
       "forward",
       [](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
-         const py::object& h0, const py::object& c0, const py::object& mask, const std::string& peephole,
-         const std::string& output_peephole_source, bool zero_output_for_mask, bool training, double dropout,
-         double recurrent_dropout, double zoneout_h, double zoneout_c, double weight_drop, std::uint64_t seed) {
+         const py::object& W_hr, const py::object& h0, const py::object& c0, const py::object& mask,
+         const std::string& peephole, const std::string& output_peephole_source, bool zero_output_for_mask,
+         bool training, double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c,
+         double weight_drop, std::uint64_t seed) {
         const CellConfig config =
-            config_of(W, U, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
+            config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
         const Regularization reg =
             regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return forward_impl<T>(x, weights_of<T>(W, U, b, p), config, h0, c0, mask, training, reg);
+          return forward_impl<T>(x, weights_of<T>(W, U, b, p, W_hr), config, h0, c0, mask, training, reg);
         });
       },
       py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
-      py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
+      py::arg("W_hr") = py::none(), py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
       py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
       py::arg("zero_output_for_mask") = false, py::arg("training") = false, py::arg("dropout") = 0.0,
       py::arg("recurrent_dropout") = 0.0, py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
@@ -268,62 +280,62 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
 
   m.def(
       "backward",
-      [](const py::object& W, const py::object& U, const py::object& b, const py::object& p, const py::object& mask,
-         const py::object& dy, const py::object& dh_n, const py::object& dc_n, const py::object& workspace,
+      [](const py::object& W, const py::object& U, const py::object& b, const py::object& p, const py::object& W_hr,
+         const py::object& mask, const py::object& dy, const py::object& dh_n, const py::object& dc_n, const py::object& workspace,
          std::int64_t batch, std::int64_t time, const std::string& peephole, const std::string& output_peephole_source,
          bool zero_output_for_mask, double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c,
          double weight_drop, std::uint64_t seed) {
         const CellConfig config =
-            config_of(W, U, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
+            config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
         const Regularization reg =
             regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return backward_impl<T>(weights_of<T>(W, U, b, p), config, mask, dy, dh_n, dc_n, workspace, batch, time,
+          return backward_impl<T>(weights_of<T>(W, U, b, p, W_hr), config, mask, dy, dh_n, dc_n, workspace, batch, time,
                                   reg);
         });
       },
       py::kw_only(), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
-      py::arg("mask") = py::none(), py::arg("dy") = py::none(), py::arg("dh_n") = py::none(),
+      py::arg("W_hr") = py::none(), py::arg("mask") = py::none(), py::arg("dy") = py::none(), py::arg("dh_n") = py::none(),
       py::arg("dc_n") = py::none(), py::arg("workspace"), py::arg("batch"), py::arg("time"),
       py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
       py::arg("zero_output_for_mask") = false, py::arg("dropout") = 0.0, py::arg("recurrent_dropout") = 0.0,
       py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0, py::arg("weight_drop") = 0.0, py::arg("seed") = 0,
-      "Backward after forward(training=True) -> (dx, dh0, dc0, dW, dU, db or None, dp or None). "
+      "Backward after forward(training=True) -> (dx, dh0, dc0, dW, dU, db or None, dp or None, dW_hr or None). "
       "Consumes the workspace.");
 
   m.def(
       "step",
       [](const py::object& x, const py::object& h, const py::object& c, const py::object& W, const py::object& U,
-         const py::object& b, const py::object& p, const std::string& peephole,
+         const py::object& b, const py::object& p, const py::object& W_hr, const std::string& peephole,
          const std::string& output_peephole_source, double zoneout_h, double zoneout_c) {
-        const CellConfig config = config_of(W, U, parse_variant(peephole, output_peephole_source), false);
+        const CellConfig config = config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), false);
         const Regularization reg = regularization_of(0.0, 0.0, zoneout_h, zoneout_c, 0.0, 0);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return step_impl<T>(weights_of<T>(W, U, b, p), config, x, h, c, reg);
+          return step_impl<T>(weights_of<T>(W, U, b, p, W_hr), config, x, h, c, reg);
         });
       },
       py::kw_only(), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(),
-      py::arg("p") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
+      py::arg("p") = py::none(), py::arg("W_hr") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
       py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
-      "One inference step: x [B,I], h, c [B,H] -> (h, c); zoneout acts as its expectation.");
+      "One inference step: x [B,I], h [B,Ho], c [B,H] -> (h, c); zoneout acts as its expectation.");
 
   m.def(
       "trace",
       [](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
-         const py::object& h0, const py::object& c0, const py::object& mask, const std::string& peephole,
-         const std::string& output_peephole_source) {
-        const CellConfig config = config_of(W, U, parse_variant(peephole, output_peephole_source), false);
+         const py::object& W_hr, const py::object& h0, const py::object& c0, const py::object& mask,
+         const std::string& peephole, const std::string& output_peephole_source) {
+        const CellConfig config = config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), false);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return trace_impl<T>(x, weights_of<T>(W, U, b, p), config, h0, c0, mask, Regularization{});
+          return trace_impl<T>(x, weights_of<T>(W, U, b, p, W_hr), config, h0, c0, mask, Regularization{});
         });
       },
       py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
-      py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
+      py::arg("W_hr") = py::none(), py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
       py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      "Per-step activations {i, f, g, o, c, h}, each [B,T,H], of a forward pass without regularization.");
+      "Per-step activations {i, f, g, o, c, h}, each [B,T,H] (h [B,T,Ho]), of a forward pass without regularization.");
 
   m.def(
       "philox4x32_10",
@@ -335,12 +347,14 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
 
   m.def(
       "training_workspace_size",
-      [](std::int64_t batch, std::int64_t time, std::int64_t input_size, std::int64_t hidden_size) {
+      [](std::int64_t batch, std::int64_t time, std::int64_t input_size, std::int64_t hidden_size,
+         std::int64_t projection_size) {
         CellConfig config;
         config.input_size = input_size;
         config.hidden_size = hidden_size;
+        config.projection_size = projection_size;
         return training_workspace_size(config, batch, time);
       },
-      py::arg("batch"), py::arg("time"), py::arg("input_size"), py::arg("hidden_size"),
+      py::arg("batch"), py::arg("time"), py::arg("input_size"), py::arg("hidden_size"), py::arg("projection_size") = 0,
       "Elements of the training workspace for B sequences of T steps.");
 }

@@ -37,16 +37,25 @@ const char* to_string(OutputPeepholeSource s) {
 
 CellConfig config_from_shapes(const std::vector<std::int64_t>& W_shape, const std::vector<std::int64_t>& U_shape,
                               Peephole peephole, OutputPeepholeSource output_peephole_source,
-                              bool zero_output_for_mask) {
-  // The messages blame the matrix whose own shape is wrong: U fixes H, then W must have 4H columns.
-  if (U_shape.size() != 2 || U_shape[0] < 1 || U_shape[1] != 4 * U_shape[0])
-    throw std::invalid_argument("U: expected shape [H, 4H] with H >= 1, got " + shape_to_string(U_shape));
+                              bool zero_output_for_mask, const std::vector<std::int64_t>& projection_shape) {
+  // The messages blame the matrix whose own shape is wrong: U fixes H (and P), then W_hr must be [H,P] and W
+  // must have 4H columns.
+  const bool projected = !projection_shape.empty();
+  if (U_shape.size() != 2 || U_shape[0] < 1 || U_shape[1] < 4 || U_shape[1] % 4 != 0 ||
+      (!projected && U_shape[1] != 4 * U_shape[0]))
+    throw std::invalid_argument(std::string("U: expected shape ") + (projected ? "[P, 4H] with P, H >= 1" : "[H, 4H] with H >= 1") +
+                                ", got " + shape_to_string(U_shape));
+  const std::int64_t H = U_shape[1] / 4;
+  if (projected && (projection_shape.size() != 2 || projection_shape[0] != H || projection_shape[1] != U_shape[0]))
+    throw std::invalid_argument("W_hr: expected shape " + shape_to_string({H, U_shape[0]}) + " for U of shape " +
+                                shape_to_string(U_shape) + ", got " + shape_to_string(projection_shape));
   if (W_shape.size() != 2 || W_shape[0] < 1)
     throw std::invalid_argument("W: expected shape [I, " + std::to_string(U_shape[1]) + "] with I >= 1, got " +
                                 shape_to_string(W_shape));
   CellConfig config;
   config.input_size = W_shape[0];
-  config.hidden_size = U_shape[0];
+  config.hidden_size = H;
+  config.projection_size = projected ? U_shape[0] : 0;
   config.peephole = peephole;
   config.output_peephole_source = output_peephole_source;
   config.zero_output_for_mask = zero_output_for_mask;
@@ -58,6 +67,9 @@ void validate(const CellConfig& config) {
     throw std::invalid_argument("input_size: expected I >= 1, got " + std::to_string(config.input_size));
   if (config.hidden_size < 1)
     throw std::invalid_argument("hidden_size: expected H >= 1, got " + std::to_string(config.hidden_size));
+  if (config.projection_size < 0)
+    throw std::invalid_argument("projection_size: expected P >= 0 (0: no projection), got " +
+                                std::to_string(config.projection_size));
 }
 
 std::vector<std::int64_t> peephole_shape(const CellConfig& config) {
@@ -75,8 +87,12 @@ void validate(const CellConfig& config, const Weights<T>& weights) {
   validate(config);
   const std::int64_t I = config.input_size, H = config.hidden_size;
   require_shape("W", weights.W, {I, 4 * H});
-  require_shape("U", weights.U, {H, 4 * H});
+  require_shape("U", weights.U, {output_size(config), 4 * H});
   require_shape_or_empty("b", weights.b, {4 * H});
+  if (config.projection_size > 0)
+    require_shape("W_hr", weights.projection, {H, config.projection_size});
+  else if (!weights.projection.empty())
+    throw std::invalid_argument("W_hr: projection weights given, but projection_size is 0");
   const std::vector<std::int64_t> p_shape = peephole_shape(config);
   if (config.peephole == Peephole::None) {
     if (!weights.peephole.empty())

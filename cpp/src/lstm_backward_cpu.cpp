@@ -1,6 +1,7 @@
 // Backward pass on the CPU (DESIGN.md §2): the steps in reverse, each one fused elementwise pass (two
-// around a GEMM for full peepholes) plus one GEMM dz_t Uᵀ for ∂L/∂h_{t-1}; then dW, dU, db, the peephole
-// gradients and dx as large reductions over all steps at once.
+// around a GEMM for full peepholes) plus one GEMM dz_t Uᵀ for ∂L/∂h_{t-1} (and with a projection one GEMM
+// dh_t W_hrᵀ for ∂L/∂m_t); then dW, dU, db, the peephole and projection gradients and dx as large
+// reductions over all steps at once.
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
@@ -19,28 +20,33 @@ void validate_backward(const CellConfig& config, const Weights<T>& weights, cons
                        std::int64_t B, std::int64_t time, const OutputGradients<T>& grad_out,
                        const Gradients<T>& grads) {
   validate(config, weights);
-  const std::int64_t I = config.input_size, H = config.hidden_size;
+  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
   require_shape_or_empty("mask", mask, {B, time});
-  require_shape_or_empty("dy", grad_out.dy, {B, time, H});
-  require_shape_or_empty("dh_n", grad_out.dh_n, {B, H});
+  require_shape_or_empty("dy", grad_out.dy, {B, time, Ho});
+  require_shape_or_empty("dh_n", grad_out.dh_n, {B, Ho});
   require_shape_or_empty("dc_n", grad_out.dc_n, {B, H});
   require_shape_or_empty("dx", grads.dx, {B, time, I});
-  require_shape_or_empty("dh0", grads.dh0, {B, H});
+  require_shape_or_empty("dh0", grads.dh0, {B, Ho});
   require_shape_or_empty("dc0", grads.dc0, {B, H});
   require_shape_or_empty("dW", grads.dW, {I, 4 * H});
-  require_shape_or_empty("dU", grads.dU, {H, 4 * H});
+  require_shape_or_empty("dU", grads.dU, {Ho, 4 * H});
   require_shape_or_empty("db", grads.db, {4 * H});
+  if (config.projection_size > 0)
+    require_shape_or_empty("dprojection", grads.dprojection, {H, config.projection_size});
+  else if (!grads.dprojection.empty())
+    throw std::invalid_argument("dprojection: given, but projection_size is 0");
   if (!grads.dpeephole.empty() && grads.dpeephole.shape != peephole_shape(config))
     throw std::invalid_argument("dpeephole: expected shape " + shape_to_string(peephole_shape(config)) + ", got " +
                                 shape_to_string(grads.dpeephole.shape));
 }
 
-// Per-row buffers of the reverse sweep, [B,H] each so that chunks never share: dh_total = ∂L/∂h_t of the
-// step at hand; with zoneout, the gradients that skip the cell (carry_h, carry_c) and the rows' zoneout
-// weights (d_h, d_c).
+// Per-row buffers of the reverse sweep, [B,Ho] or [B,H] each so that chunks never share: dh_total =
+// ∂L/∂h_t of the step at hand; with zoneout, the gradients that skip the cell (carry_h, carry_c) and the
+// rows' zoneout weights (d_h, d_c). With a projection, dh_all [T,B,P] keeps every step's dh_total for
+// ∂L/∂W_hr = Σ_t m_tᵀ dh_t.
 template <class T>
 struct SweepBuffers {
-  std::vector<T> dh_total, carry_h, carry_c, d_h, d_c;
+  std::vector<T> dh_total, carry_h, carry_c, d_h, d_c, dh_all;
 };
 
 // Reverse-time sweep over batch rows [first, last): turns the stored gates into dz for every step and leaves
@@ -50,12 +56,14 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
                    std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, const Regularization& reg,
                    const CallMasks<T>& masks, T* dh, T* dc, SweepBuffers<T>& sweep, std::int64_t first,
                    std::int64_t last) {
-  const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, rows = last - first;
+  const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, Ho = output_size(config), rows = last - first;
+  const bool projected = config.projection_size > 0;
   const T* p = weights.peephole.data;
-  const auto U = matrix(masks.recurrent_kernel(weights.U.data), H, G);
+  const auto U = matrix(masks.recurrent_kernel(weights.U.data), Ho, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
   auto dC = matrix(dc + first * H, rows, H);
   T* dh_total = sweep.dh_total.data();
+  std::vector<T> dm(projected ? rows * H : 0);  // ∂L/∂m_t = dh_t W_hrᵀ of the chunk's rows
 
   for (std::int64_t t = time - 1; t >= 0; --t) {
     T* gates = ws.gates + t * B * G;
@@ -63,18 +71,25 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
     const T* c_cur = ws.c + (t + 1) * BH;
     const auto dZ = matrix(static_cast<const T*>(gates) + first * G, rows, G);
     // dh_total = ∂L/∂h_t: from step t+1 (dh) plus dy_t where the output is the state.
-    auto output = [&](std::int64_t b) {
-      const bool valid = valid_step(mask, b, t, time);
-      T* dh_row = dh_total + b * H;
-      std::copy(dh + b * H, dh + (b + 1) * H, dh_row);
-      if (dy != nullptr && (valid || !config.zero_output_for_mask)) {
-        const T* dy_row = dy + (b * time + t) * H;
-        for (std::int64_t j = 0; j < H; ++j) dh_row[j] += dy_row[j];
+    for (std::int64_t b = first; b < last; ++b) {
+      T* dh_row = dh_total + b * Ho;
+      std::copy(dh + b * Ho, dh + (b + 1) * Ho, dh_row);
+      if (dy != nullptr && (valid_step(mask, b, t, time) || !config.zero_output_for_mask)) {
+        const T* dy_row = dy + (b * time + t) * Ho;
+        for (std::int64_t j = 0; j < Ho; ++j) dh_row[j] += dy_row[j];
       }
-      if (!valid) {
+    }
+    if (projected) {  // h_t = m_t W_hr: ∂L/∂m_t = dh_t W_hrᵀ; dh_t is kept for ∂L/∂W_hr
+      const auto dH_rows = matrix(static_cast<const T*>(dh_total) + first * Ho, rows, Ho);
+      matrix(dm.data(), rows, H).noalias() = dH_rows * matrix(weights.projection.data, H, Ho).transpose();
+      matrix(sweep.dh_all.data() + (t * B + first) * Ho, rows, Ho) = dH_rows;
+    }
+    auto output = [&](std::int64_t b) {
+      if (!valid_step(mask, b, t, time)) {
         std::fill(gates + b * G, gates + (b + 1) * G, T(0));  // a carried state has no dz
         return;
       }
+      const T* dh_row = projected ? dm.data() + (b - first) * H : dh_total + b * H;
       if constexpr (V::zoneout) zoneout_weights(reg, true, t, b, B, H, sweep.d_h.data() + b * H, sweep.d_c.data() + b * H);
       T* c_new = ws.c_new ? ws.c_new + (t * B + b) * H : nullptr;
       const ZoneoutRow<T> zoneout{sweep.d_h.data() + b * H, sweep.d_c.data() + b * H, nullptr, c_prev + b * H, c_new};
@@ -104,15 +119,15 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
     }
     // ∂L/∂h_{t-1} = (dz_t Uᵀ) ⊙ m_h [+ the zoneout carry]; a masked row carried h_{t-1} unchanged, so its
     // gradient passes straight through.
-    matrix(dh + first * H, rows, H).noalias() = dZ * U.transpose();
+    matrix(dh + first * Ho, rows, Ho).noalias() = dZ * U.transpose();
     for (std::int64_t b = first; b < last; ++b) {
-      T* dh_row = dh + b * H;
+      T* dh_row = dh + b * Ho;
       if (!valid_step(mask, b, t, time)) {
-        std::copy(dh_total + b * H, dh_total + (b + 1) * H, dh_row);
+        std::copy(dh_total + b * Ho, dh_total + (b + 1) * Ho, dh_row);
         continue;
       }
       if (!masks.recurrent.empty())
-        for (std::int64_t j = 0; j < H; ++j) dh_row[j] *= masks.recurrent[b * H + j];
+        for (std::int64_t j = 0; j < Ho; ++j) dh_row[j] *= masks.recurrent[b * Ho + j];
       if constexpr (V::zoneout)
         for (std::int64_t j = 0; j < H; ++j) dh_row[j] += sweep.carry_h[b * H + j];
     }
@@ -123,17 +138,15 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
 template <class T>
 void backward_steps(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                     std::int64_t time, const OutputGradients<T>& grad_out, const WorkspaceLayout<T>& ws,
-                    const Regularization& reg, const CallMasks<T>& masks, std::vector<T>& dh, std::vector<T>& dc) {
-  const std::int64_t BH = B * config.hidden_size;
-  if (!grad_out.dh_n.empty()) std::copy(grad_out.dh_n.data, grad_out.dh_n.data + BH, dh.begin());
+                    const Regularization& reg, const CallMasks<T>& masks, std::vector<T>& dh, std::vector<T>& dc,
+                    SweepBuffers<T>& sweep) {
+  const std::int64_t H = config.hidden_size, Ho = output_size(config), BH = B * H;
+  if (!grad_out.dh_n.empty()) std::copy(grad_out.dh_n.data, grad_out.dh_n.data + B * Ho, dh.begin());
   if (!grad_out.dc_n.empty()) std::copy(grad_out.dc_n.data, grad_out.dc_n.data + BH, dc.begin());
-  const std::size_t zoneout_size = reg.zoneout() ? BH : 0;
-  SweepBuffers<T> sweep{std::vector<T>(BH), std::vector<T>(zoneout_size), std::vector<T>(zoneout_size),
-                        std::vector<T>(zoneout_size), std::vector<T>(zoneout_size)};
   dispatch_variant(config, reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
-    const double row_work = double(time) * double(config.hidden_size + 12) * double(4 * config.hidden_size);
-    parallel_chunks(B, recurrence_chunk_rows(config.hidden_size), row_work, [&](std::int64_t first, std::int64_t last) {
+    const double step_work = double(Ho + 12) * double(4 * H) + (config.projection_size > 0 ? double(2 * H * Ho) : 0.0);
+    parallel_chunks(B, recurrence_chunk_rows(H), double(time) * step_work, [&](std::int64_t first, std::int64_t last) {
       backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, dh.data(), dc.data(),
                           sweep, first, last);
     });
@@ -156,28 +169,31 @@ Eigen::Array<T, 1, Eigen::Dynamic> sum_of_rows(std::int64_t count, std::int64_t 
 // time-major into the spent x_tm buffer and transposed to batch-first.
 // With regularization: h_prev is the recurrent-dropped h (masked in place: the workspace is spent), dU is
 // taken w.r.t. U before weight-drop (⊙ M_U/(1-p)), and dx passes back through the input mask.
+// With a projection also dW_hr = Σ_t m_tᵀ dh_t (by chunks of columns), dh_t from the sweep's dh_all.
 template <class T>
 void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std::int64_t B, std::int64_t time,
-                        const WorkspaceLayout<T>& ws, const CallMasks<T>& masks, const Gradients<T>& grads) {
-  const std::int64_t I = config.input_size, H = config.hidden_size, G = 4 * H, rows = time * B;
-  if (!masks.recurrent.empty()) apply_sequence_mask(ws.h, rows, B, H, masks.recurrent.data());
+                        const WorkspaceLayout<T>& ws, const CallMasks<T>& masks, const std::vector<T>& dh_all,
+                        const Gradients<T>& grads) {
+  const std::int64_t I = config.input_size, H = config.hidden_size, G = 4 * H, Ho = output_size(config);
+  const std::int64_t rows = time * B;
+  if (!masks.recurrent.empty()) apply_sequence_mask(ws.h, rows, B, Ho, masks.recurrent.data());
   const auto dZ = matrix(static_cast<const T*>(ws.gates), rows, G);
   const auto X_tm = matrix(static_cast<const T*>(ws.x_tm), rows, I);
-  const auto H_prev = matrix(static_cast<const T*>(ws.h), rows, H);  // h_{t-1} of each row
+  const auto H_prev = matrix(static_cast<const T*>(ws.h), rows, Ho);  // h_{t-1} of each row
   const auto C_prev = matrix(static_cast<const T*>(ws.c), rows, H);  // c_{t-1} of each row
   // The c the output gate peeks at: c_t (before zoneout mixes it), or c_{t-1}.
   const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
   const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
   const auto C_out = matrix(c_out, rows, H);
 
-  parallel_chunks(G, kReductionChunkColumns, double(rows * (I + H + 1)), [&](std::int64_t first, std::int64_t last) {
+  parallel_chunks(G, kReductionChunkColumns, double(rows * (I + Ho + 1)), [&](std::int64_t first, std::int64_t last) {
     const std::int64_t n = last - first;
     const auto dZ_cols = dZ.middleCols(first, n);
     if (!grads.dW.empty()) matrix(grads.dW.data, I, G).middleCols(first, n).noalias() = X_tm.transpose() * dZ_cols;
     if (!grads.dU.empty()) {
-      auto dU = matrix(grads.dU.data, H, G).middleCols(first, n);
+      auto dU = matrix(grads.dU.data, Ho, G).middleCols(first, n);
       dU.noalias() = H_prev.transpose() * dZ_cols;
-      if (!masks.weight.empty()) dU.array() *= matrix(masks.weight.data(), H, G).middleCols(first, n).array();
+      if (!masks.weight.empty()) dU.array() *= matrix(masks.weight.data(), Ho, G).middleCols(first, n).array();
     }
     if (!grads.db.empty())
       matrix(grads.db.data, 1, G).middleCols(first, n) = sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_cols.row(r).array(); });
@@ -196,6 +212,14 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
         else
           matrix(dp + k * H * H, H, H).middleCols(first, n).noalias() = C.transpose() * dZ_k;
       }
+    });
+  }
+  if (!grads.dprojection.empty()) {
+    const auto M = matrix(static_cast<const T*>(ws.m), rows, H);
+    const auto dH = matrix(dh_all.data(), rows, Ho);
+    parallel_chunks(Ho, kReductionChunkColumns, double(rows * H), [&](std::int64_t first, std::int64_t last) {
+      matrix(grads.dprojection.data, H, Ho).middleCols(first, last - first).noalias() =
+          M.transpose() * dH.middleCols(first, last - first);
     });
   }
   if (!grads.dx.empty()) {
@@ -217,16 +241,19 @@ void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const 
               std::int64_t batch, std::int64_t time, const OutputGradients<T>& grad_out,
               const Workspace<T>& workspace, const Gradients<T>& grads, const Regularization& regularization) {
   using namespace detail;
-  validate(regularization);
   const WorkspaceLayout<T> ws = workspace_layout(config, batch, time, regularization, workspace);
   validate_backward(config, weights, mask, batch, time, grad_out, grads);
-  const std::int64_t H = config.hidden_size, BH = batch * H;
+  const std::int64_t BH = batch * config.hidden_size, BHo = batch * output_size(config);
   const CallMasks<T> masks = draw_call_masks(regularization, config, batch, weights.U.data);
-  std::vector<T> dh(BH, T(0)), dc(BH, T(0));
-  backward_steps(config, weights, mask.data, batch, time, grad_out, ws, regularization, masks, dh, dc);
+  std::vector<T> dh(BHo, T(0)), dc(BH, T(0));
+  const std::size_t zoneout_size = regularization.zoneout() ? BH : 0;
+  SweepBuffers<T> sweep{std::vector<T>(BHo), std::vector<T>(zoneout_size), std::vector<T>(zoneout_size),
+                        std::vector<T>(zoneout_size), std::vector<T>(zoneout_size),
+                        std::vector<T>(config.projection_size > 0 ? time * BHo : 0)};
+  backward_steps(config, weights, mask.data, batch, time, grad_out, ws, regularization, masks, dh, dc, sweep);
   if (!grads.dh0.empty()) std::copy(dh.begin(), dh.end(), grads.dh0.data);
   if (!grads.dc0.empty()) std::copy(dc.begin(), dc.end(), grads.dc0.data);
-  sequence_gradients(config, weights, batch, time, ws, masks, grads);
+  sequence_gradients(config, weights, batch, time, ws, masks, sweep.dh_all, grads);
 }
 
 template void backward<float>(const CellConfig&, const Weights<float>&, Tensor<const std::uint8_t>, std::int64_t,

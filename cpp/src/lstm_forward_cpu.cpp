@@ -1,5 +1,6 @@
 // Forward pass on the CPU (DESIGN.md §2): one GEMM x W over all steps, then per step one GEMM h_{t-1} U
-// (plus the peephole GEMMs c P_k for Peephole::Full) and one fused elementwise pass over the batch rows.
+// (plus the peephole GEMMs c P_k for Peephole::Full), one fused elementwise pass over the batch rows, and
+// with a projection one GEMM h_t = m_t W_hr.
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
@@ -14,13 +15,16 @@ namespace detail {
 namespace {
 
 // Where the per-step buffers live. Row b of step t's gates starts at gates + t*gate_step + b*gate_row.
-// State k (k = 0 is the initial state) lives at h + slot(k)*B*H; inference keeps only two slots.
+// State k (k = 0 is the initial state) lives at h + slot(k)*B*Ho and c + slot(k)*B*H; inference keeps only
+// two slots. With a projection, training keeps m_t of row b at m + (t*B + b)*H; inference (m = nullptr)
+// keeps each chunk's current m_t in a scratch buffer.
 template <class T>
 struct ForwardBuffers {
   T* gates;
   std::int64_t gate_step, gate_row;
   T* h;
   T* c;
+  T* m;
   bool rolling_states;
 
   std::int64_t slot(std::int64_t k) const { return rolling_states ? k % 2 : k; }
@@ -54,38 +58,45 @@ struct StepRegularization {
   const Regularization& reg;
   bool training;
   const T* U;               // the recurrent kernel to use (weight-dropped in training)
-  const T* recurrent_mask;  // [B,H] variational mask on h_{t-1} in z_t, or nullptr
+  const T* recurrent_mask;  // [B,Ho] variational mask on h_{t-1} in z_t, or nullptr
   T* c_new;                 // [T,B,H] where training keeps the pre-zoneout cell states, or nullptr
 };
 
 // The whole recurrence for batch rows [first, last): per step z += h_{t-1} U (and c P_k for full peepholes),
-// then the fused elementwise pass of each row.
+// the fused elementwise pass of each row, and with a projection h_t = m_t W_hr for the rows at once.
 template <class T, class V>
 void forward_rows(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf,
                   const StepRegularization<T>& regularization, std::int64_t first, std::int64_t last) {
-  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H, BH = B * H;
-  const std::int64_t rows = last - first;
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H;
+  const std::int64_t Ho = output_size(config), rows = last - first;
+  const bool projected = config.projection_size > 0;
   const T* p = weights.peephole.data;
   const std::uint8_t* mask = in.mask.data;
-  const auto U = matrix(regularization.U, H, G);
+  const auto U = matrix(regularization.U, Ho, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
-  // h_{t-1} with recurrent dropout, and one row's zoneout weights
-  std::vector<T> h_dropped(regularization.recurrent_mask ? rows * H : 0), d_h(V::zoneout ? H : 0), d_c(d_h.size());
+  // h_{t-1} with recurrent dropout, one row's zoneout weights, and inference's m_t of the chunk's rows
+  std::vector<T> h_dropped(regularization.recurrent_mask ? rows * Ho : 0), d_h(V::zoneout ? H : 0), d_c(d_h.size());
+  std::vector<T> m_scratch(projected && buf.m == nullptr ? rows * H : 0);
 
   for (std::int64_t t = 0; t < time; ++t) {
     T* gates = buf.gates + t * buf.gate_step;
-    const T* h_prev = buf.h + buf.slot(t) * BH;
-    const T* c_prev = buf.c + buf.slot(t) * BH;
-    T* h_cur = buf.h + buf.slot(t + 1) * BH;
-    T* c_cur = buf.c + buf.slot(t + 1) * BH;
+    const T* h_prev = buf.h + buf.slot(t) * B * Ho;
+    const T* c_prev = buf.c + buf.slot(t) * B * H;
+    T* h_cur = buf.h + buf.slot(t + 1) * B * Ho;
+    T* c_cur = buf.c + buf.slot(t + 1) * B * H;
+    // Where row b's cell output o ⊙ tanh(c̃) goes: m_t (projected), else h_t itself.
+    auto cell_output_row = [&](std::int64_t b) {
+      if (!projected) return h_cur + b * H;
+      return buf.m ? buf.m + (t * B + b) * H : m_scratch.data() + (b - first) * H;
+    };
     auto Z = matrix(gates + first * buf.gate_row, rows, G, buf.gate_row);
     if (regularization.recurrent_mask) {
-      for (std::int64_t k = 0; k < rows * H; ++k)
-        h_dropped[k] = h_prev[first * H + k] * regularization.recurrent_mask[first * H + k];
-      Z.noalias() += matrix(static_cast<const T*>(h_dropped.data()), rows, H) * U;
+      for (std::int64_t k = 0; k < rows * Ho; ++k)
+        h_dropped[k] = h_prev[first * Ho + k] * regularization.recurrent_mask[first * Ho + k];
+      Z.noalias() += matrix(static_cast<const T*>(h_dropped.data()), rows, Ho) * U;
     } else {
-      Z.noalias() += matrix(h_prev + first * H, rows, H) * U;
+      Z.noalias() += matrix(h_prev + first * Ho, rows, Ho) * U;
     }
     if constexpr (V::full) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
       const auto C_prev = matrix(c_prev + first * H, rows, H);
@@ -101,26 +112,34 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
         std::copy(c_prev + b * H, c_prev + (b + 1) * H, c_row);
     };
     auto output = [&](std::int64_t b) {
-      T* h_row = h_cur + b * H;
-      T* y_row = out.y.data + (b * time + t) * H;
+      T* out_row = cell_output_row(b);
       if (valid_step(mask, b, t, time)) {
         const T* c_src = (V::current ? c_cur : c_prev) + b * H;
         if constexpr (V::zoneout)
           zoneout_weights(regularization.reg, regularization.training, t, b, B, H, d_h.data(), d_c.data());
         T* c_new = regularization.c_new ? regularization.c_new + (t * B + b) * H : nullptr;
         const ZoneoutRow<T> zoneout{d_h.data(), d_c.data(), h_prev + b * H, c_prev + b * H, c_new};
-        output_forward_row<T, V::diagonal, V::zoneout>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, h_row,
+        output_forward_row<T, V::diagonal, V::zoneout>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, out_row,
                                                        zoneout, H);
-        std::copy(h_row, h_row + H, y_row);
       } else {
-        std::copy(h_prev + b * H, h_prev + (b + 1) * H, h_row);
+        if (projected) std::fill(out_row, out_row + H, T(0));  // no m_t: nothing for ∂L/∂W_hr to gather
         if (regularization.c_new)  // defined values, though dz_o = 0 at a masked step
           std::copy(c_prev + b * H, c_prev + (b + 1) * H, regularization.c_new + (t * B + b) * H);
-        if (config.zero_output_for_mask)
-          std::fill(y_row, y_row + H, T(0));
-        else
-          std::copy(h_row, h_row + H, y_row);
       }
+    };
+    // h_t of a masked row is the carried h_{t-1}; y_t is h_t (or 0 with zero_output_for_mask).
+    auto emit = [&](std::int64_t b) {
+      T* h_row = h_cur + b * Ho;
+      T* y_row = out.y.data + (b * time + t) * Ho;
+      if (valid_step(mask, b, t, time)) {
+        std::copy(h_row, h_row + Ho, y_row);
+        return;
+      }
+      std::copy(h_prev + b * Ho, h_prev + (b + 1) * Ho, h_row);
+      if (config.zero_output_for_mask)
+        std::fill(y_row, y_row + Ho, T(0));
+      else
+        std::copy(h_row, h_row + Ho, y_row);
     };
     if constexpr (V::split_pass) {
       for (std::int64_t b = first; b < last; ++b) cell(b);
@@ -132,10 +151,14 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
         output(b);
       }
     }
+    if (projected)  // h_t = m_t W_hr
+      matrix(h_cur + first * Ho, rows, Ho).noalias() =
+          matrix(static_cast<const T*>(cell_output_row(first)), rows, H) * matrix(weights.projection.data, H, Ho);
+    for (std::int64_t b = first; b < last; ++b) emit(b);
   }
-  const std::int64_t final_slot = buf.slot(time) * BH + first * H, count = rows * H;
-  if (!out.h_n.empty()) std::copy(buf.h + final_slot, buf.h + final_slot + count, out.h_n.data + first * H);
-  if (!out.c_n.empty()) std::copy(buf.c + final_slot, buf.c + final_slot + count, out.c_n.data + first * H);
+  const std::int64_t h_final = buf.slot(time) * B * Ho + first * Ho, c_final = buf.slot(time) * B * H + first * H;
+  if (!out.h_n.empty()) std::copy(buf.h + h_final, buf.h + h_final + rows * Ho, out.h_n.data + first * Ho);
+  if (!out.c_n.empty()) std::copy(buf.c + c_final, buf.c + c_final + rows * H, out.c_n.data + first * H);
 }
 
 // The recurrence over all batch rows, chunk by chunk in parallel, for the config's variant.
@@ -145,8 +168,9 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
                    const StepRegularization<T>& regularization) {
   dispatch_variant(config, regularization.reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
-    const double row_work = double(dims.time) * double(config.hidden_size + 8) * double(4 * config.hidden_size);
-    parallel_chunks(dims.batch, recurrence_chunk_rows(config.hidden_size), row_work, [&](std::int64_t first, std::int64_t last) {
+    const std::int64_t H = config.hidden_size, Ho = output_size(config);
+    const double step_work = double(Ho + 8) * double(4 * H) + (config.projection_size > 0 ? double(H * Ho) : 0.0);
+    parallel_chunks(dims.batch, recurrence_chunk_rows(H), double(dims.time) * step_work, [&](std::int64_t first, std::int64_t last) {
       forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, first, last);
     });
   });
@@ -160,16 +184,16 @@ template <class T>
 void forward_inference(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
                        const SequenceOutput<T>& out, const Regularization& regularization) {
   using namespace detail;
-  validate(regularization);
+  validate(config, regularization);
   const SequenceDims dims = validate_forward(config, weights, in, out);
-  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
   // Batch-first gates: row b of step t at (b*T + t)*4H, so x W needs no transpose.
-  std::vector<T> gates(static_cast<std::size_t>(workspace_sizes(config, B, time, false).gates));
-  std::vector<T> h(2 * B * H), c(2 * B * H);
+  std::vector<T> gates(static_cast<std::size_t>(workspace_sizes(config, B, time, Regularization{}).gates));
+  std::vector<T> h(2 * B * Ho), c(2 * B * H);
   input_projection(in.x.data, B * time, config, weights, gates.data());
-  initial_state(in.h0, h.data(), B * H);
+  initial_state(in.h0, h.data(), B * Ho);
   initial_state(in.c0, c.data(), B * H);
-  const ForwardBuffers<T> buf{gates.data(), 4 * H, time * 4 * H, h.data(), c.data(), true};
+  const ForwardBuffers<T> buf{gates.data(), 4 * H, time * 4 * H, h.data(), c.data(), nullptr, true};
   forward_steps(config, weights, in, out, dims, buf,
                 StepRegularization<T>{regularization, false, weights.U.data, nullptr, nullptr});
 }
@@ -178,17 +202,17 @@ template <class T>
 void forward_training(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
                       const SequenceOutput<T>& out, const Workspace<T>& workspace, const Regularization& regularization) {
   using namespace detail;
-  validate(regularization);
+  validate(config, regularization);
   const SequenceDims dims = validate_forward(config, weights, in, out);
-  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
+  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
   const WorkspaceLayout<T> ws = workspace_layout(config, B, time, regularization, workspace);
   const CallMasks<T> masks = draw_call_masks(regularization, config, B, weights.U.data);
   swap_leading_axes(in.x.data, B, time, config.input_size, ws.x_tm);
   if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, time * B, B, config.input_size, masks.input.data());
   input_projection(static_cast<const T*>(ws.x_tm), time * B, config, weights, ws.gates);
-  initial_state(in.h0, ws.h, B * H);
+  initial_state(in.h0, ws.h, B * Ho);
   initial_state(in.c0, ws.c, B * H);
-  const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, false};
+  const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, ws.m, false};
   const T* recurrent_mask = masks.recurrent.empty() ? nullptr : masks.recurrent.data();
   forward_steps(config, weights, in, out, dims, buf,
                 StepRegularization<T>{regularization, true, masks.recurrent_kernel(weights.U.data), recurrent_mask,
@@ -199,18 +223,18 @@ template <class T>
 void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x, Tensor<const T> h_prev,
                   Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c, const Regularization& regularization) {
   validate(config);
-  const std::int64_t I = config.input_size, H = config.hidden_size;
+  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
   if (x.empty() || x.shape.size() != 2 || x.shape[1] != I)
     throw std::invalid_argument("x: expected shape [B, " + std::to_string(I) + "], got " +
                                 (x.empty() ? std::string("nothing") : shape_to_string(x.shape)));
   const std::int64_t B = x.shape[0];
-  require_shape("h_prev", h_prev, {B, H});
+  require_shape("h_prev", h_prev, {B, Ho});
   require_shape("c_prev", c_prev, {B, H});
-  require_shape("h", h, {B, H});
+  require_shape("h", h, {B, Ho});
   require_shape("c", c, {B, H});
   // A sequence of one step whose output y is h.
   const SequenceInput<T> in{Tensor<const T>(x.data, {B, 1, I}), h_prev, c_prev, {}};
-  const SequenceOutput<T> out{Tensor<T>(h.data, {B, 1, H}), {}, c};
+  const SequenceOutput<T> out{Tensor<T>(h.data, {B, 1, Ho}), {}, c};
   forward_inference(config, weights, in, out, regularization);
 }
 
@@ -218,12 +242,12 @@ template <class T>
 void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time, Tensor<const std::uint8_t> mask,
                 const Workspace<T>& workspace, const Trace<T>& trace, const Regularization& regularization) {
   using namespace detail;
-  const std::int64_t B = batch, H = config.hidden_size;
+  const std::int64_t B = batch, H = config.hidden_size, Ho = output_size(config);
   const WorkspaceLayout<T> ws = workspace_layout(config, B, time, regularization, workspace);
   require_shape_or_empty("mask", mask, {B, time});
   const std::pair<const char*, const Tensor<T>*> outputs[] = {{"i", &trace.i}, {"f", &trace.f}, {"g", &trace.g},
                                                               {"o", &trace.o}, {"c", &trace.c}, {"h", &trace.h}};
-  for (const auto& [name, tensor] : outputs) require_shape(name, *tensor, {B, time, H});
+  for (const auto& [name, tensor] : outputs) require_shape(name, *tensor, {B, time, name[0] == 'h' ? Ho : H});
   parallel_chunks(B, 1, double(time * 6 * H), [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t b = first; b < last; ++b)
       for (std::int64_t t = 0; t < time; ++t) {
@@ -237,9 +261,9 @@ void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time,
           else
             std::fill(out, out + H, T(0));
         }
-        const std::int64_t state = ((t + 1) * B + b) * H;
-        std::copy(ws.c + state, ws.c + state + H, trace.c.data + row);
-        std::copy(ws.h + state, ws.h + state + H, trace.h.data + row);
+        const std::int64_t c_state = ((t + 1) * B + b) * H, h_state = ((t + 1) * B + b) * Ho;
+        std::copy(ws.c + c_state, ws.c + c_state + H, trace.c.data + row);
+        std::copy(ws.h + h_state, ws.h + h_state + Ho, trace.h.data + (b * time + t) * Ho);
       }
   });
 }

@@ -109,6 +109,8 @@ class LstmLayer : public Layer {
   LstmLayer(const LayerSource& src, std::int64_t input_size) {
     config_.input_size = input_size;
     config_.hidden_size = src.positive("units");
+    config_.projection_size = src.get_or<std::int64_t>("proj_size", 0);
+    if (config_.projection_size < 0) src.fail("proj_size must be >= 0, got " + std::to_string(config_.projection_size));
     const std::string peephole = src.get_or<std::string>("peephole", "none");
     try {
       config_.peephole = parse_peephole(peephole);
@@ -123,26 +125,29 @@ class LstmLayer : public Layer {
     zoneout_.zoneout_h = src.get_or<double>("zoneout_h", 0.0);
     zoneout_.zoneout_c = src.get_or<double>("zoneout_c", 0.0);
     try {
-      validate(zoneout_);
+      validate(config_, zoneout_);
     } catch (const std::invalid_argument& error) {
       src.fail(error.what());
     }
-    const std::int64_t H = config_.hidden_size;
+    const std::int64_t H = config_.hidden_size, Ho = output_size(config_);
     W_ = src.tensor("kernel", {input_size, 4 * H});
-    U_ = src.tensor("recurrent_kernel", {H, 4 * H});
+    U_ = src.tensor("recurrent_kernel", {Ho, 4 * H});
     if (src.get_or<bool>("use_bias", true)) b_ = src.tensor("bias", {4 * H});
     const std::vector<std::int64_t> p_shape = peephole_shape(config_);
     if (!p_shape.empty()) p_ = src.tensor("peephole", p_shape);
+    if (config_.projection_size > 0) W_hr_ = src.tensor("projection", {H, Ho});
     name_ = src.layer;
   }
 
-  std::int64_t units() const { return config_.hidden_size; }
+  // The width of the layer's output h: units, or proj_size with a projection.
+  std::int64_t units() const { return output_size(config_); }
   bool return_sequences() const { return return_sequences_; }
 
   Array forward(const Array& x_in, Mask& mask) const override {
     if (x_in.shape.size() != 3 || x_in.shape[2] != config_.input_size)
       internal_error("an LSTM got an input of shape " + shape_to_string(x_in.shape));
     const std::int64_t B = x_in.shape[0], T = x_in.shape[1], I = config_.input_size, H = config_.hidden_size;
+    const std::int64_t Ho = output_size(config_);
     if (std::int64_t(x_in.values.size()) != B * T * I || !(mask.empty() || std::int64_t(mask.size()) == B * T))
       internal_error("an LSTM got an input or a mask of the wrong size");
     Array x = x_in;
@@ -154,28 +159,31 @@ class LstmLayer : public Layer {
           if (!m.empty()) std::swap(m[b * T + t], m[b * T + T - 1 - t]);
         }
     }
-    const Weights<float> weights{{W_.data(), {I, 4 * H}}, {U_.data(), {H, 4 * H}},
+    const Weights<float> weights{{W_.data(), {I, 4 * H}}, {U_.data(), {Ho, 4 * H}},
                                  b_.empty() ? Tensor<const float>() : Tensor<const float>(b_.data(), {4 * H}),
-                                 p_.empty() ? Tensor<const float>() : Tensor<const float>(p_.data(), peephole_shape(config_))};
-    Array y{{B, T, H}, std::vector<float>(B * T * H)}, h{{B, H}, std::vector<float>(B * H)};
+                                 p_.empty() ? Tensor<const float>() : Tensor<const float>(p_.data(), peephole_shape(config_)),
+                                 W_hr_.empty() ? Tensor<const float>() : Tensor<const float>(W_hr_.data(), {H, Ho})};
+    Array y{{B, T, Ho}, std::vector<float>(B * T * Ho)}, h{{B, Ho}, std::vector<float>(B * Ho)};
     std::vector<float> c(B * H);
     const SequenceInput<float> in{{x.values.data(), {B, T, I}}, {}, {},
                                   m.empty() ? Tensor<const std::uint8_t>() : Tensor<const std::uint8_t>(m.data(), {B, T})};
-    forward_inference<float>(config_, weights, in, {{y.values.data(), {B, T, H}}, {h.values.data(), {B, H}}, {c.data(), {B, H}}},
-                             zoneout_);
+    forward_inference<float>(config_, weights, in,
+                             {{y.values.data(), {B, T, Ho}}, {h.values.data(), {B, Ho}}, {c.data(), {B, H}}}, zoneout_);
     if (!return_sequences_) mask.clear();
     return return_sequences_ ? y : h;
   }
 
   std::string describe() const override {
-    return "LSTM " + name_ + " units=" + std::to_string(config_.hidden_size) + " peephole=" + to_string(config_.peephole);
+    return "LSTM " + name_ + " units=" + std::to_string(config_.hidden_size) +
+           (config_.projection_size > 0 ? " proj_size=" + std::to_string(config_.projection_size) : "") +
+           " peephole=" + to_string(config_.peephole);
   }
 
  private:
   CellConfig config_;
   Regularization zoneout_;
   bool return_sequences_ = false, go_backwards_ = false;
-  std::vector<float> W_, U_, b_, p_;
+  std::vector<float> W_, U_, b_, p_, W_hr_;
   std::string name_;
 };
 

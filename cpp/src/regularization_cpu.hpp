@@ -15,31 +15,32 @@ namespace lstm_native::detail {
 template <class T>
 struct CallMasks {
   std::vector<T> input;      // [B,I]  m_x / (1-p), one per sequence and input feature
-  std::vector<T> recurrent;  // [B,H]  m_h / (1-p), one per sequence and unit
-  std::vector<T> weight;     // [H,4H] M_U / (1-p)
-  std::vector<T> U;          // [H,4H] U ⊙ M_U / (1-p)
+  std::vector<T> recurrent;  // [B,Ho] m_h / (1-p), one per sequence and unit of h (Ho = output_size)
+  std::vector<T> weight;     // [Ho,4H] M_U / (1-p)
+  std::vector<T> U;          // [Ho,4H] U ⊙ M_U / (1-p)
 
   const T* recurrent_kernel(const T* U_given) const { return U.empty() ? U_given : U.data(); }
 };
 
 template <class T>
 CallMasks<T> draw_call_masks(const Regularization& reg, const CellConfig& config, std::int64_t batch, const T* U) {
-  const std::int64_t I = config.input_size, H = config.hidden_size;
+  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
   CallMasks<T> masks;
   if (reg.dropout > 0) {
     masks.input.resize(batch * I);
     fill_dropout_mask(reg.seed, MaskStream::kInputDropout, 0, batch * I, reg.dropout, masks.input.data());
   }
   if (reg.recurrent_dropout > 0) {
-    masks.recurrent.resize(batch * H);
-    fill_dropout_mask(reg.seed, MaskStream::kRecurrentDropout, 0, batch * H, reg.recurrent_dropout,
+    masks.recurrent.resize(batch * Ho);
+    fill_dropout_mask(reg.seed, MaskStream::kRecurrentDropout, 0, batch * Ho, reg.recurrent_dropout,
                       masks.recurrent.data());
   }
   if (reg.weight_drop > 0) {
-    masks.weight.resize(H * 4 * H);
-    fill_dropout_mask(reg.seed, MaskStream::kWeightDrop, 0, H * 4 * H, reg.weight_drop, masks.weight.data());
-    masks.U.resize(H * 4 * H);
-    for (std::int64_t k = 0; k < H * 4 * H; ++k) masks.U[k] = masks.weight[k] * U[k];
+    const std::int64_t count = Ho * 4 * H;
+    masks.weight.resize(count);
+    fill_dropout_mask(reg.seed, MaskStream::kWeightDrop, 0, count, reg.weight_drop, masks.weight.data());
+    masks.U.resize(count);
+    for (std::int64_t k = 0; k < count; ++k) masks.U[k] = masks.weight[k] * U[k];
   }
   return masks;
 }

@@ -35,24 +35,28 @@ void require_positive(const char* what, std::int64_t value) {
   if (value < 1) throw std::invalid_argument(std::string(what) + " must be >= 1, got " + std::to_string(value));
 }
 
-WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time, bool zoneout) {
+WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time,
+                               const Regularization& regularization) {
   validate(config);
+  validate(config, regularization);
   require_positive("batch (B)", batch);
   require_positive("time (T)", time);
   const std::int64_t I = config.input_size, H = config.hidden_size;
   WorkspaceSizes sizes{};
   sizes.x_tm = checked_product({time, batch, I});
   sizes.gates = checked_product({time, batch, 4, H});
-  sizes.states = checked_product({checked_sum({time, 1}), batch, H});
-  sizes.c_new = zoneout ? checked_product({time, batch, H}) : 0;
-  sizes.total = checked_sum({sizes.x_tm, sizes.gates, sizes.states, sizes.states, sizes.c_new});
+  sizes.h = checked_product({checked_sum({time, 1}), batch, output_size(config)});
+  sizes.c = checked_product({checked_sum({time, 1}), batch, H});
+  sizes.c_new = regularization.zoneout() ? checked_product({time, batch, H}) : 0;
+  sizes.m = config.projection_size > 0 ? checked_product({time, batch, H}) : 0;
+  sizes.total = checked_sum({sizes.x_tm, sizes.gates, sizes.h, sizes.c, sizes.c_new, sizes.m});
   return sizes;
 }
 
 template <class T>
 WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,
                                     const Regularization& regularization, const Workspace<T>& workspace) {
-  const WorkspaceSizes sizes = workspace_sizes(config, batch, time, regularization.zoneout());
+  const WorkspaceSizes sizes = workspace_sizes(config, batch, time, regularization);
   if (workspace.data == nullptr) throw std::invalid_argument("workspace: required");
   if (workspace.size < sizes.total)
     throw std::invalid_argument("workspace: expected at least " + std::to_string(sizes.total) + " elements, got " +
@@ -61,8 +65,9 @@ WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch
   layout.x_tm = workspace.data;
   layout.gates = layout.x_tm + sizes.x_tm;
   layout.h = layout.gates + sizes.gates;
-  layout.c = layout.h + sizes.states;
-  layout.c_new = sizes.c_new ? layout.c + sizes.states : nullptr;
+  layout.c = layout.h + sizes.h;
+  layout.c_new = sizes.c_new ? layout.c + sizes.c : nullptr;
+  layout.m = sizes.m ? layout.c + sizes.c + sizes.c_new : nullptr;
   return layout;
 }
 
@@ -72,13 +77,13 @@ SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weight
   validate(config, weights);
   if (in.x.empty()) throw std::invalid_argument("x: required");
   const SequenceDims dims = sequence_dims(config, in.x.shape);
-  const std::int64_t H = config.hidden_size;
+  const std::int64_t H = config.hidden_size, Ho = output_size(config);
   const std::int64_t B = dims.batch, T_ = dims.time;
-  require_shape_or_empty("h0", in.h0, {B, H});
+  require_shape_or_empty("h0", in.h0, {B, Ho});
   require_shape_or_empty("c0", in.c0, {B, H});
   require_shape_or_empty("mask", in.mask, {B, T_});
-  require_shape("y", out.y, {B, T_, H});
-  require_shape_or_empty("h_n", out.h_n, {B, H});
+  require_shape("y", out.y, {B, T_, Ho});
+  require_shape_or_empty("h_n", out.h_n, {B, Ho});
   require_shape_or_empty("c_n", out.c_n, {B, H});
   return dims;
 }
@@ -105,6 +110,12 @@ template SequenceDims validate_forward(const CellConfig&, const Weights<double>&
 
 }  // namespace detail
 
+void validate(const CellConfig& config, const Regularization& regularization) {
+  validate(regularization);
+  if (config.projection_size > 0 && regularization.zoneout())
+    throw std::invalid_argument("zoneout_h, zoneout_c: zoneout is not supported with a projection (projection_size > 0)");
+}
+
 SequenceDims sequence_dims(const CellConfig& config, const std::vector<std::int64_t>& x_shape) {
   validate(config);
   const std::int64_t I = config.input_size;
@@ -119,7 +130,7 @@ SequenceDims sequence_dims(const CellConfig& config, const std::vector<std::int6
 
 std::int64_t training_workspace_size(const CellConfig& config, std::int64_t batch, std::int64_t time,
                                      const Regularization& regularization) {
-  return detail::workspace_sizes(config, batch, time, regularization.zoneout()).total;
+  return detail::workspace_sizes(config, batch, time, regularization).total;
 }
 
 }  // namespace lstm_native

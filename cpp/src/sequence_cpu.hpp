@@ -39,12 +39,13 @@ ConstMatrixMap<T> matrix(const T* data, std::int64_t rows, std::int64_t cols) {
   return matrix(data, rows, cols, cols);
 }
 
-// The training workspace, time-major (step t's B rows are contiguous):
-//   x_tm   [T,B,I]    x transposed to time-major (backward reuses it for dx)
-//   gates  [T,B,4H]   activated gates [i, f, g, o] of each step (backward turns them into dz)
-//   h      [T+1,B,H]  h_0 .. h_T, the carried states (h_0 = h0)
-//   c      [T+1,B,H]  c_0 .. c_T
-//   c_new  [T,B,H]    with zoneout only: c̃_1 .. c̃_T, each step's cell value before zoneout mixes it
+// The training workspace, time-major (step t's B rows are contiguous); Ho = output_size(config):
+//   x_tm   [T,B,I]     x transposed to time-major (backward reuses it for dx)
+//   gates  [T,B,4H]    activated gates [i, f, g, o] of each step (backward turns them into dz)
+//   h      [T+1,B,Ho]  h_0 .. h_T, the carried states (h_0 = h0)
+//   c      [T+1,B,H]   c_0 .. c_T
+//   c_new  [T,B,H]     with zoneout only: c̃_1 .. c̃_T, each step's cell value before zoneout mixes it
+//   m      [T,B,H]     with a projection only: m_t = o_t ⊙ tanh(c_t), which h_t = m_t W_hr projects
 template <class T>
 struct WorkspaceLayout {
   T* x_tm;
@@ -52,6 +53,7 @@ struct WorkspaceLayout {
   T* h;
   T* c;
   T* c_new;  // nullptr without zoneout
+  T* m;      // nullptr without a projection
 };
 
 // Throws std::invalid_argument("<what> must be >= 1, got <value>") unless value >= 1.
@@ -59,9 +61,10 @@ void require_positive(const char* what, std::int64_t value);
 
 // Element count of each part, and their sum; throws std::invalid_argument on overflow.
 struct WorkspaceSizes {
-  std::int64_t x_tm, gates, states, c_new, total;
+  std::int64_t x_tm, gates, h, c, c_new, m, total;
 };
-WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time, bool zoneout);
+WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time,
+                               const Regularization& regularization);
 
 template <class T>
 WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,

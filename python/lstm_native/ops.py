@@ -6,6 +6,9 @@ Shapes (B batch, T steps, I input size, H hidden size), all batch-first:
     p  (3, H) for peephole="diagonal", (3, H, H) for "full", None for None; gates [i, f, o]
     h0, c0 (B, H)   mask (B, T) bool (True = valid step)   lengths (B,) ints in [0, T]
 
+With a projection (LSTMP, PyTorch's ``proj_size``), ``W_hr`` (H, P) maps the cell's output to the state,
+h_t = (o_t * tanh(c_t)) @ W_hr: then U is (P, 4H), and h0, y and the final h have P columns instead of H.
+
 The cell is DESIGN.md section 1; ``lstm_native.lstm_native.hpp`` states it in full. Computation is float32
 or float64, taken from ``W``: every other float array must have the same dtype (``TypeError`` otherwise).
 Non-contiguous inputs are copied to contiguous ones here; the native module itself accepts only
@@ -38,14 +41,15 @@ OUTPUT_PEEPHOLE_SOURCES = ("current", "previous")
 class LSTMForward(NamedTuple):
     """What :func:`lstm_forward` returns."""
 
-    y: np.ndarray  #: (B, T, H) the hidden state of every step
-    h: np.ndarray  #: (B, H) the final hidden state (of the last valid step, with a mask)
+    y: np.ndarray  #: (B, T, H) the hidden state of every step ((B, T, P) with a projection)
+    h: np.ndarray  #: (B, H) the final hidden state (of the last valid step, with a mask; (B, P) projected)
     c: np.ndarray  #: (B, H) the final cell state
     context: Optional["ForwardContext"]  #: what :func:`lstm_backward` needs; None unless training
 
 
 class LSTMGradients(NamedTuple):
-    """What :func:`lstm_backward` returns; ``db`` is None without a bias, ``dp`` None without peepholes."""
+    """What :func:`lstm_backward` returns; ``db`` is None without a bias, ``dp`` None without peepholes,
+    ``dW_hr`` None without a projection."""
 
     dx: np.ndarray
     dh0: np.ndarray
@@ -54,6 +58,7 @@ class LSTMGradients(NamedTuple):
     dU: np.ndarray
     db: Optional[np.ndarray]
     dp: Optional[np.ndarray]
+    dW_hr: Optional[np.ndarray] = None
 
 
 class ForwardContext:
@@ -144,6 +149,7 @@ def lstm_forward(
     b=None,
     p=None,
     *,
+    W_hr=None,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
     h0=None,
@@ -170,7 +176,8 @@ def lstm_forward(
     and c (``zoneout_h``, ``zoneout_c``: each unit keeps its previous value with that probability per step),
     ``weight_drop`` (DropConnect on U, one mask per call). In training the masks are a function of ``seed``
     and the element's indices (a Philox counter-based generator): use a new seed per batch. Without
-    training, dropouts are off and zoneout acts as its expectation.
+    training, dropouts are off and zoneout acts as its expectation. Zoneout is not defined with a projection
+    (``W_hr``): ``ValueError``.
     """
     kind = _check_variant(peephole, output_peephole_source)
     dtype = _compute_dtype(W)
@@ -179,6 +186,7 @@ def lstm_forward(
         U=_float_array("U", U, dtype),
         b=_optional_float_array("b", b, dtype),
         p=_optional_float_array("p", p, dtype),
+        W_hr=_optional_float_array("W_hr", W_hr, dtype),
         peephole=kind,
         output_peephole_source=output_peephole_source,
         zero_output_for_mask=bool(zero_output_for_mask),
@@ -201,7 +209,7 @@ def lstm_forward(
 def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGradients:
     """Gradients of a loss w.r.t. x, h0, c0 and the parameters, given its gradients w.r.t. the outputs.
 
-    ``dy`` (B, T, H), ``dh`` and ``dc`` (B, H) are each optional (zero when omitted). Consumes
+    ``dy`` (B, T, H), ``dh`` and ``dc`` (B, H) (dy, dh with P columns when projected) are each optional (zero when omitted). Consumes
     ``context``: a second call with the same context raises ``ValueError``.
     """
     if not isinstance(context, ForwardContext):
@@ -230,6 +238,7 @@ def lstm_trace(
     b=None,
     p=None,
     *,
+    W_hr=None,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
     h0=None,
@@ -237,7 +246,8 @@ def lstm_trace(
     mask=None,
     lengths=None,
 ) -> dict:
-    """The activations of every step: {"i", "f", "g", "o", "c", "h"}, each (B, T, H), from the core's own
+    """The activations of every step: {"i", "f", "g", "o", "c", "h"}, each (B, T, H) (h (B, T, P) with a
+    projection), from the core's own
     forward pass (the training pass, whose workspace keeps them; no regularization). At a masked step the
     gates are 0 and c, h the carried states."""
     kind = _check_variant(peephole, output_peephole_source)
@@ -245,7 +255,7 @@ def lstm_trace(
     x = _float_array("x", x, dtype)
     return _core.trace(x=x, W=_float_array("W", W, dtype), U=_float_array("U", U, dtype),
                        b=_optional_float_array("b", b, dtype), p=_optional_float_array("p", p, dtype),
-                       h0=_optional_float_array("h0", h0, dtype), c0=_optional_float_array("c0", c0, dtype),
+                       W_hr=_optional_float_array("W_hr", W_hr, dtype), h0=_optional_float_array("h0", h0, dtype), c0=_optional_float_array("c0", c0, dtype),
                        mask=_as_mask(mask, lengths, x), peephole=kind, output_peephole_source=output_peephole_source)
 
 
@@ -258,12 +268,14 @@ def lstm_step(
     b=None,
     p=None,
     *,
+    W_hr=None,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
     zoneout_h: float = 0.0,
     zoneout_c: float = 0.0,
 ):
-    """One time step for streaming inference: x (B, I), h and c (B, H) -> (h, c) of the next step
+    """One time step for streaming inference: x (B, I), h and c (B, H) (h (B, P) with a projection)
+    -> (h, c) of the next step
     (zoneout acts as its expectation, as in :func:`lstm_forward` without training)."""
     kind = _check_variant(peephole, output_peephole_source)
     dtype = _compute_dtype(W)
@@ -275,6 +287,7 @@ def lstm_step(
         U=_float_array("U", U, dtype),
         b=_optional_float_array("b", b, dtype),
         p=_optional_float_array("p", p, dtype),
+        W_hr=_optional_float_array("W_hr", W_hr, dtype),
         peephole=kind,
         output_peephole_source=output_peephole_source,
         zoneout_h=float(zoneout_h),

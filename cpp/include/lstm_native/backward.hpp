@@ -13,9 +13,9 @@ namespace lstm_native {
 // each is optional (empty: zero).
 template <class T>
 struct OutputGradients {
-  Tensor<const T> dy;    // [B,T,H]  w.r.t. y (at masked steps it flows to the carried h, or nowhere
+  Tensor<const T> dy;    // [B,T,Ho] w.r.t. y (Ho = output_size(config)) (at masked steps it flows to the carried h, or nowhere
                          //          when zero_output_for_mask)
-  Tensor<const T> dh_n;  // [B,H]    w.r.t. the final hidden state
+  Tensor<const T> dh_n;  // [B,Ho]   w.r.t. the final hidden state
   Tensor<const T> dc_n;  // [B,H]    w.r.t. the final cell state
 };
 
@@ -24,12 +24,13 @@ struct OutputGradients {
 template <class T>
 struct Gradients {
   Tensor<T> dx;         // [B,T,I]
-  Tensor<T> dh0;        // [B,H]
+  Tensor<T> dh0;        // [B,Ho]
   Tensor<T> dc0;        // [B,H]
   Tensor<T> dW;         // [I,4H]
-  Tensor<T> dU;         // [H,4H]
+  Tensor<T> dU;         // [Ho,4H]
   Tensor<T> db;         // [4H]
   Tensor<T> dpeephole;  // shape of the peephole weights ([3,H] or [3,H,H]); must be empty for None
+  Tensor<T> dprojection;  // [H,P] w.r.t. W_hr; must be empty without a projection
 };
 
 // Backpropagation through time over the sequence that forward_training stored in `workspace`.

@@ -21,7 +21,10 @@ const char* to_string(OutputPeepholeSource s);
 
 struct CellConfig {
   std::int64_t input_size = 0;   // I
-  std::int64_t hidden_size = 0;  // H
+  std::int64_t hidden_size = 0;  // H: units of the cell state c and the gates
+  // P: with P >= 1 the cell's output o_t ⊙ tanh(c_t) is projected to h_t = (o_t ⊙ tanh(c_t)) W_hr, h_t of
+  // size P (LSTMP, Sak et al. 2014; PyTorch's proj_size); 0: no projection, h_t of size H.
+  std::int64_t projection_size = 0;
   Peephole peephole = Peephole::Diagonal;
   OutputPeepholeSource output_peephole_source = OutputPeepholeSource::Current;
   // At a masked step the state is carried unchanged. The output there is the carried h (Keras) when
@@ -29,13 +32,19 @@ struct CellConfig {
   bool zero_output_for_mask = false;
 };
 
-// The config that weights of these shapes imply: H from U [H,4H], I from W [I,4H]. Checks U's shape and
-// W's rank (std::invalid_argument naming U or W); validate(config, weights) checks the rest.
+// The size of h_t, y and h0: P with a projection, else H.
+inline std::int64_t output_size(const CellConfig& config) {
+  return config.projection_size > 0 ? config.projection_size : config.hidden_size;
+}
+
+// The config that weights of these shapes imply: H from U [H,4H] (or U [P,4H] and W_hr [H,P] when a
+// projection's shape is given), I from W [I,4H]. Checks U's and W_hr's shapes and W's rank
+// (std::invalid_argument naming the matrix); validate(config, weights) checks the rest.
 CellConfig config_from_shapes(const std::vector<std::int64_t>& W_shape, const std::vector<std::int64_t>& U_shape,
                               Peephole peephole, OutputPeepholeSource output_peephole_source,
-                              bool zero_output_for_mask);
+                              bool zero_output_for_mask, const std::vector<std::int64_t>& projection_shape = {});
 
-// Throws std::invalid_argument unless I >= 1 and H >= 1.
+// Throws std::invalid_argument unless I >= 1, H >= 1 and P >= 0.
 void validate(const CellConfig& config);
 
 // The shape the peephole weights must have: [3,H] diagonal, [3,H,H] full, {} for none.
@@ -44,10 +53,11 @@ std::vector<std::int64_t> peephole_shape(const CellConfig& config);
 // One layer's parameters, read-only, owned by the caller.
 template <class T>
 struct Weights {
-  Tensor<const T> W;         // [I,4H]  input kernel, gate blocks [i, f, g, o] along the columns
-  Tensor<const T> U;         // [H,4H]  recurrent kernel, same blocks
-  Tensor<const T> b;         // [4H]    optional (empty: no bias)
-  Tensor<const T> peephole;  // [3,H] or [3,H,H] by config.peephole, gates [i, f, o]; empty for None
+  Tensor<const T> W;           // [I,4H]  input kernel, gate blocks [i, f, g, o] along the columns
+  Tensor<const T> U;           // [H,4H]  recurrent kernel, same blocks ([P,4H] with a projection)
+  Tensor<const T> b;           // [4H]    optional (empty: no bias)
+  Tensor<const T> peephole;    // [3,H] or [3,H,H] by config.peephole, gates [i, f, o]; empty for None
+  Tensor<const T> projection;  // [H,P]   W_hr with config.projection_size = P >= 1; empty otherwise
 };
 
 // Throws std::invalid_argument unless every weight has the shape the config asks for.

@@ -10,6 +10,10 @@
 
 namespace lstm_native {
 
+// Throws std::invalid_argument unless every rate lies in [0, 1) and the regularization goes with the config:
+// zoneout mixes h_t with h_{t-1} where a projection would have to come first, so it is not defined with one.
+void validate(const CellConfig& config, const Regularization& regularization);
+
 // The batch size B and sequence length T of a call.
 struct SequenceDims {
   std::int64_t batch = 0, time = 0;
@@ -23,7 +27,7 @@ SequenceDims sequence_dims(const CellConfig& config, const std::vector<std::int6
 template <class T>
 struct SequenceInput {
   Tensor<const T> x;                // [B,T,I]
-  Tensor<const T> h0;               // [B,H]  optional initial hidden state (empty: zeros)
+  Tensor<const T> h0;               // [B,Ho] optional initial hidden state (empty: zeros); Ho = output_size(config)
   Tensor<const T> c0;               // [B,H]  optional initial cell state (empty: zeros)
   Tensor<const std::uint8_t> mask;  // [B,T]  optional; nonzero = valid step (empty: all valid)
 };
@@ -31,8 +35,8 @@ struct SequenceInput {
 // What a forward pass writes. All owned by the caller; every element is overwritten.
 template <class T>
 struct SequenceOutput {
-  Tensor<T> y;    // [B,T,H]  h_t of every step (the carried h, or 0, at masked steps)
-  Tensor<T> h_n;  // [B,H]    optional: the final hidden state (the last valid step's, with a mask)
+  Tensor<T> y;    // [B,T,Ho] h_t of every step (the carried h, or 0, at masked steps); Ho = output_size(config)
+  Tensor<T> h_n;  // [B,Ho]   optional: the final hidden state (the last valid step's, with a mask)
   Tensor<T> c_n;  // [B,H]    optional: the final cell state
 };
 
@@ -66,7 +70,7 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
                       const Regularization& regularization = {});
 
 // One time step (inference), for streaming use:
-//   x [B,I], h_prev [B,H], c_prev [B,H] (both required)  ->  h [B,H], c [B,H].
+//   x [B,I], h_prev [B,Ho], c_prev [B,H] (both required)  ->  h [B,Ho], c [B,H]  (Ho = output_size(config)).
 // Same cell as the sequence calls with T = 1; h and c must not alias h_prev and c_prev.
 template <class T>
 void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x,
@@ -74,7 +78,7 @@ void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<co
                   const Regularization& regularization = {});
 
 // The activations of every step of a forward_training pass, read back from its workspace (call it before
-// backward, which consumes the workspace): each [B,T,H], batch-first, every element overwritten. i, f, g, o
+// backward, which consumes the workspace): each [B,T,H] (h: [B,T,Ho]), batch-first, every element overwritten. i, f, g, o
 // are the gates; c and h the states after the step (after zoneout, when it is on). At a masked step the
 // gates are 0 (no update ran) and c, h hold the carried states. `mask` and `regularization` are the
 // forward pass's.

@@ -16,7 +16,8 @@
 //                                               al. 2016). The output gate peeks at c̃_t ("current").
 //   weight_drop        U ⊙ M_U / (1-p)          one DropConnect mask on U per call (Merity et al. 2017)
 //
-// Rates lie in [0, 1); masks are drawn at a resolution of 2^-16.
+// Rates lie in [0, 1); masks are drawn at a resolution of 2^-16. With a projection (CellConfig::
+// projection_size = P), m_h is [B,P] and M_U [P,4H]; zoneout is not defined there (std::invalid_argument).
 #pragma once
 
 #include <array>
@@ -41,8 +42,8 @@ void validate(const Regularization& regularization);
 // The generator behind every mask: Philox4x32-10 (Salmon et al. 2011). Element e of a mask stream s
 // (1 input dropout, 2 recurrent dropout, 3 zoneout h, 4 zoneout c, 5 weight-drop) takes the 16-bit lane
 // e mod 8 of philox4x32_10({e/8 low, e/8 high, s, 0}, {seed low, seed high}); it is dropped (zoned out)
-// when that value is below round(rate·65536). Element indices: input [b,i] → b·I+i, recurrent [b,j] → b·H+j,
-// zoneout [t,b,j] → (t·B+b)·H+j, weight-drop [r,k] → r·4H+k.
+// when that value is below round(rate·65536). Element indices: input [b,i] → b·I+i, recurrent [b,j] → b·Ho+j,
+// zoneout [t,b,j] → (t·B+b)·H+j, weight-drop [r,k] → r·4H+k (Ho: the size of h).
 std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter, std::array<std::uint32_t, 2> key);
 
 }  // namespace lstm_native
