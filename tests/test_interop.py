@@ -183,6 +183,17 @@ def test_exports_reject_zoneout(rate):
             export(ours)
 
 
+def test_keras_and_onnx_exports_reject_projections():
+    """Neither Keras' LSTM nor ONNX's LSTM operator has a projection; PyTorch's proj_size is tested below."""
+    import lstm_native.onnx
+
+    lstm = our_layers.LSTM(H, peephole=None, proj_size=2, name="projected_lstm")
+    ours = Sequential([our_layers.Input(shape=(T, I)), lstm])
+    for export in (interop.to_keras, lambda model: lstm_native.onnx.export(model, "never-written.onnx")):
+        with pytest.raises(ValueError, match="projected_lstm has proj_size=2"):
+            export(ours)
+
+
 def test_from_keras_rejects_what_has_no_counterpart():
     with pytest.raises(ValueError, match="GRU"):
         interop.from_keras(keras.Sequential([keras.Input(shape=(T, I)), keras.layers.GRU(H)]))
@@ -194,12 +205,16 @@ def test_from_keras_rejects_what_has_no_counterpart():
 
 # ---------------------------------------------------------------------------------------------- PyTorch
 
-TORCH_CASES = [(1, False, True), (2, False, True), (1, True, True), (2, True, True), (2, False, False)]
-TORCH_IDS = ["1-layer", "2-layers", "1-layer-bidirectional", "2-layers-bidirectional", "2-layers-no-bias"]
+TORCH_CASES = [(1, False, True, 0), (2, False, True, 0), (1, True, True, 0), (2, True, True, 0), (2, False, False, 0),
+               (2, False, True, 2), (2, True, False, 3)]
+TORCH_IDS = ["1-layer", "2-layers", "1-layer-bidirectional", "2-layers-bidirectional", "2-layers-no-bias",
+             "2-layers-proj", "2-layers-bidirectional-no-bias-proj"]
+PROJECTION_WARNING = "ignore:LSTM with projections is not supported with oneDNN:UserWarning"
 
 
-def torch_lstm(num_layers, bidirectional, bias, rng):
-    lstm = torch.nn.LSTM(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=True)
+def torch_lstm(num_layers, bidirectional, bias, rng, proj_size=0):
+    lstm = torch.nn.LSTM(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=True,
+                         proj_size=proj_size)
     with torch.no_grad():
         for parameter in lstm.parameters():
             parameter.copy_(torch.from_numpy(0.5 * rng.standard_normal(tuple(parameter.shape))))
@@ -214,10 +229,11 @@ def torch_outputs(lstm, x):
     return y.numpy(), torch.cat(list(h_n[-directions:]), dim=-1).numpy()
 
 
-@pytest.mark.parametrize("num_layers, bidirectional, bias", TORCH_CASES, ids=TORCH_IDS)
-def test_from_torch(num_layers, bidirectional, bias, request):
+@pytest.mark.filterwarnings(PROJECTION_WARNING)
+@pytest.mark.parametrize("num_layers, bidirectional, bias, proj_size", TORCH_CASES, ids=TORCH_IDS)
+def test_from_torch(num_layers, bidirectional, bias, proj_size, request):
     rng = np.random.default_rng(2)
-    lstm = torch_lstm(num_layers, bidirectional, bias, rng)
+    lstm = torch_lstm(num_layers, bidirectional, bias, rng, proj_size)
     x = rng.standard_normal((B, T, I)).astype(np.float32)
     y, h = torch_outputs(lstm, x)
     layers = interop.from_torch_lstm(lstm.state_dict())
@@ -230,17 +246,19 @@ def test_from_torch(num_layers, bidirectional, bias, request):
         assert diff <= TOL
 
 
-@pytest.mark.parametrize("num_layers, bidirectional, bias", TORCH_CASES, ids=TORCH_IDS)
-def test_to_torch(num_layers, bidirectional, bias, request):
+@pytest.mark.filterwarnings(PROJECTION_WARNING)
+@pytest.mark.parametrize("num_layers, bidirectional, bias, proj_size", TORCH_CASES, ids=TORCH_IDS)
+def test_to_torch(num_layers, bidirectional, bias, proj_size, request):
     rng = np.random.default_rng(3)
 
     def layer():
-        lstm = our_layers.LSTM(H, peephole=None, use_bias=bias, return_sequences=True)
+        lstm = our_layers.LSTM(H, peephole=None, use_bias=bias, return_sequences=True, proj_size=proj_size)
         return our_layers.Bidirectional(lstm) if bidirectional else lstm
 
     ours = Sequential([our_layers.Input(shape=(T, I))] + [layer() for _ in range(num_layers)])
     randomize(ours, rng)
-    lstm = torch.nn.LSTM(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=True)
+    lstm = torch.nn.LSTM(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=True,
+                         proj_size=proj_size)
     lstm.load_state_dict(interop.to_torch_lstm(ours.layers))  # strict: every key, every shape
     x = rng.standard_normal((B, T, I)).astype(np.float32)
     diff = max_diff(ours.predict(x), torch_outputs(lstm, x)[0])
@@ -267,9 +285,7 @@ def test_to_torch_rejects_what_nn_lstm_cannot_express(layers, message):
         interop.to_torch_lstm(layers())
 
 
-def test_from_torch_rejects_projections_and_foreign_keys():
-    with pytest.raises(ValueError, match="proj_size"):
-        interop.from_torch_lstm(torch.nn.LSTM(I, H, proj_size=2).state_dict())
+def test_from_torch_rejects_foreign_keys():
     with pytest.raises(ValueError, match="unexpected key 'weight'"):
         interop.from_torch_lstm(torch.nn.Linear(I, H).state_dict())
 

@@ -99,19 +99,23 @@ def to_keras(model: Sequential):
     return keras_model
 
 
-def _check_zoneout(lstm, where: str, target: str) -> None:
-    """Zoneout changes the function at inference too (h and c are their expectation): no export has it."""
+def _check_expressible(lstm, where: str, target: str, projection: bool = False) -> None:
+    """Zoneout changes the function at inference too (h and c are their expectation): no export has it.
+    A projection (proj_size) exports only where the target has one (`projection`: PyTorch's proj_size)."""
     for name in ("zoneout_h", "zoneout_c"):
         if lstm.rates[name]:
             raise ValueError(f"{where}: {lstm.name} has {name}={lstm.rates[name]}, which {target} cannot express")
+    if lstm.proj_size and not projection:
+        raise ValueError(f"{where}: {lstm.name} has proj_size={lstm.proj_size}, which {target} cannot express")
 
 
-def _check_plain(lstm, where: str, target: str) -> None:
-    """Keras' and PyTorch's LSTMs compute ours with peephole=None and no zoneout."""
+def _check_plain(lstm, where: str, target: str, projection: bool = False) -> None:
+    """Keras' and PyTorch's LSTMs compute ours with peephole=None and no zoneout (PyTorch's with its
+    proj_size too)."""
     if lstm.peephole is not None:
         raise ValueError(f"{where}: {lstm.name} has peephole={lstm.peephole!r}, which {target} cannot express; only "
                          "LSTMs with peephole=None export")
-    _check_zoneout(lstm, where, target)
+    _check_expressible(lstm, where, target, projection)
 
 
 def _lstms(layer):
@@ -134,7 +138,7 @@ def from_torch_lstm(state_dict, return_sequences: bool = True) -> list:
     """Our layers computing a PyTorch nn.LSTM from its state_dict: one LSTM(peephole=None) per layer, or a
     Bidirectional (merge_mode="concat") per layer of a bidirectional nn.LSTM, built and with the weights set.
 
-    The number of layers, bidirectionality, sizes and bias come from the keys and shapes. Our layers are
+    The number of layers, bidirectionality, sizes, bias and proj_size come from the keys and shapes. Our layers are
     batch-first: feed them what an nn.LSTM(batch_first=True) takes. With return_sequences=True (default) the
     last layer returns nn.LSTM's `output`; with False it returns h_n of the last layer (both directions
     concatenated). Every other layer returns sequences, as nn.LSTM stacks them. The first layer declares its
@@ -145,36 +149,42 @@ def from_torch_lstm(state_dict, return_sequences: bool = True) -> list:
         match = _TORCH_KEY.fullmatch(key)
         if match is None:
             raise ValueError(f"from_torch_lstm: unexpected key {key!r}: expected nn.LSTM's weight_ih_l0, "
-                             "weight_hh_l0, bias_ih_l0, bias_hh_l0 (with _reverse for bidirectional)")
-        if match[1] == "weight_hr":
-            raise ValueError("from_torch_lstm: nn.LSTM with proj_size > 0 (weight_hr) has no counterpart")
+                             "weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_hr_l0 (with _reverse for bidirectional)")
         directions.setdefault((int(match[2]), bool(match[3])), {})[match[1]] = _numpy(value)
     if not directions:
         raise ValueError("from_torch_lstm: the state_dict holds no nn.LSTM weights")
     num_layers = 1 + max(k for k, _ in directions)
     reverses = (False, True) if any(reverse for _, reverse in directions) else (False,)
-    layers = [_assemble([_torch_direction(directions.get((k, reverse), {}), f"layer {k}{' reverse' * reverse}")
-                         for reverse in reverses], return_sequences or k < num_layers - 1)
-              for k in range(num_layers)]
+    layers = []
+    for k in range(num_layers):
+        first = directions.get((k, False), {})
+        layers.append(_assemble([_torch_direction(directions.get((k, reverse), {}), f"layer {k}{' reverse' * reverse}")
+                                 for reverse in reverses], return_sequences or k < num_layers - 1,
+                                use_bias="bias_ih" in first,
+                                proj_size=first["weight_hr"].shape[0] if "weight_hr" in first else 0))
     layers[0].batch_input_shape = (None, None, layers[0].weights[0].shape[0])  # Sequential(layers) builds itself
     return layers
 
 
 def _torch_direction(weights: dict, where: str) -> list:
-    """[kernel, recurrent_kernel(, bias)] of one direction of one nn.LSTM layer, in our layout."""
+    """[kernel, recurrent_kernel(, bias)(, projection)] of one direction of one nn.LSTM layer, in our
+    layout (the order of LSTM.weights)."""
     try:
         arrays = [weights["weight_ih"], weights["weight_hh"]]
     except KeyError as missing:
         raise ValueError(f"from_torch_lstm: {where} lacks {missing.args[0]}") from None
     if "bias_ih" in weights:
         arrays.append(weights["bias_ih"] + weights["bias_hh"])
-    return [gate_orders.permute(a, gate_orders.TORCH, gate_orders.OURS, axis=0).T for a in arrays]
+    arrays = [gate_orders.permute(a, gate_orders.TORCH, gate_orders.OURS, axis=0).T for a in arrays]
+    if "weight_hr" in weights:  # (P, H): h = weight_hr @ m, ours h = m @ W_hr
+        arrays.append(weights["weight_hr"].T)
+    return arrays
 
 
-def _assemble(directions: list, return_sequences: bool):
+def _assemble(directions: list, return_sequences: bool, use_bias: bool, proj_size: int):
     """An LSTM (one direction) or a Bidirectional (two), built, with the weights of `directions`."""
-    kernel, recurrent_kernel = directions[0][:2]
-    lstm = LSTM(recurrent_kernel.shape[0], peephole=None, use_bias=len(directions[0]) == 3,
+    kernel = directions[0][0]
+    lstm = LSTM(kernel.shape[1] // 4, peephole=None, use_bias=use_bias, proj_size=proj_size,
                 return_sequences=return_sequences, dtype=kernel.dtype if kernel.dtype == np.float64 else "float32")
     layer = lstm if len(directions) == 1 else Bidirectional(lstm)
     layer.build((None, None, kernel.shape[0]))
@@ -203,7 +213,7 @@ def to_torch_lstm(layers) -> dict:
             raise ValueError(f"to_torch_lstm: {layer.name}: nn.LSTM concatenates its directions; got merge_mode="
                              f"{layer.merge_mode!r}")
         for lstm, suffix in zip(lstms, ("", "_reverse")):
-            _check_plain(lstm, "to_torch_lstm", "nn.LSTM")
+            _check_plain(lstm, "to_torch_lstm", "nn.LSTM", projection=True)
             if lstm.go_backwards != bool(suffix):
                 raise ValueError(f"to_torch_lstm: {lstm.name}: go_backwards={lstm.go_backwards} has no nn.LSTM "
                                  "counterpart here")
@@ -213,4 +223,6 @@ def to_torch_lstm(layers) -> dict:
             for name, array in arrays.items():
                 torch_array = gate_orders.permute(array, gate_orders.OURS, gate_orders.TORCH, axis=-1).T
                 state_dict[f"{name}_l{k}{suffix}"] = torch.from_numpy(np.ascontiguousarray(torch_array))
+            if lstm.projection is not None:
+                state_dict[f"weight_hr_l{k}{suffix}"] = torch.from_numpy(np.ascontiguousarray(lstm.projection.value.T))
     return state_dict

@@ -123,6 +123,12 @@ class Sequential(WeightContainer):
         print_fn(f" Total params: {self.count_params():,}")
         print_fn(f" Trainable params: {trainable:,}")
         print_fn(f" Non-trainable params: {self.count_params() - trainable:,}")
+        for layer in self._layers:
+            lstms = [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
+            saving = sum(lstm.projection_saving() for lstm in lstms if hasattr(lstm, "projection_saving"))
+            if saving:
+                lstm = lstms[0]
+                print_fn(f" {layer.name}: proj_size={lstm.proj_size} of units={lstm.units} saves {saving:,} params")
 
     # -- computation -------------------------------------------------------------------------------------
     def _prepare_x(self, x) -> np.ndarray:

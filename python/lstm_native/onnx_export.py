@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import gate_orders
-from .interop import _check_zoneout
+from .interop import _check_expressible
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Masking
 
 DEFAULT_OPSET = 17
@@ -90,7 +90,7 @@ class _Graph:
 
 
 def _check_recurrent(layer: LSTM) -> None:
-    _check_zoneout(layer, "export", "ONNX's LSTM operator")
+    _check_expressible(layer, "export", "ONNX's LSTM operator")
     if layer.peephole == "full":
         raise ValueError(f"{layer.name}: peephole='full' (H x H peephole matrices) cannot be exported to ONNX: "
                          "the LSTM operator's P holds diagonal peepholes only")

@@ -36,8 +36,8 @@ class Bidirectional(Layer):
             backward_layer.go_backwards = not layer.go_backwards
         else:
             _check_recurrent(backward_layer, "backward_layer")
-            for name in ("return_sequences", "units"):
-                if getattr(backward_layer, name) != getattr(layer, name):
+            for name in ("return_sequences", "units", "proj_size"):
+                if getattr(backward_layer, name, None) != getattr(layer, name, None):
                     raise ValueError(f"backward_layer: {name} must be the same as the layer's")
             if backward_layer.go_backwards == layer.go_backwards:
                 raise ValueError("backward_layer: go_backwards must be the opposite of the layer's")

@@ -2,7 +2,8 @@
 
 Weights: kernel W (I, 4H), recurrent_kernel U (H, 4H), bias b (4H,) with gate blocks [i, f, g, o] (Keras'
 own layout, so Keras weights load unchanged), and with peepholes the weights `peephole` (3, H) for
-"diagonal" or (3, H, H) for "full", gates [i, f, o].
+"diagonal" or (3, H, H) for "full", gates [i, f, o]. With proj_size = P >= 1 the weights `projection`
+W_hr (H, P) project the state, h_t = (o_t ⊙ tanh(c_t)) W_hr, and U is (P, 4H).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class LSTM(Layer):
     peephole_initializer: initializer of the peephole weights (default "zeros": training starts from the
         plain LSTM).
     device: "cpu" (the CUDA backend is not part of this version).
+    proj_size: P >= 1 projects the state to P units (LSTMP, Sak et al. 2014; PyTorch's proj_size): the
+        layer's output and h have P columns, U shrinks to (P, 4H), at the cost of W_hr (H, P). 0: none.
+        projection_initializer / projection_regularizer: those of W_hr. Zoneout is not defined with it.
 
     Regularization, fused into the native passes (see lstm_native.ops.lstm_forward): Keras' `dropout` and
     `recurrent_dropout` (variational: one mask per sequence), plus `zoneout_h`, `zoneout_c` (Krueger et al.
@@ -61,7 +65,7 @@ class LSTM(Layer):
                  output_peephole_source="current", peephole_initializer="zeros", peephole_regularizer=None,
                  device="cpu", zero_output_for_mask=False, zoneout_h=0.0, zoneout_c=0.0, weight_drop=0.0,
                  activity_regularizer=None, activation_regularization=0.0, temporal_activation_regularization=0.0,
-                 **kwargs):
+                 proj_size=0, projection_initializer="glorot_uniform", projection_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units: expected a positive integer, got {units!r}")
@@ -82,11 +86,16 @@ class LSTM(Layer):
                             ("temporal_activation_regularization", temporal_activation_regularization)):
             if not value >= 0:
                 raise ValueError(f"{name}: expected a coefficient >= 0, got {value!r}")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+            raise ValueError(f"proj_size: expected an integer >= 0 (0: no projection), got {proj_size!r}")
+        if proj_size and (zoneout_h or zoneout_c):
+            raise ValueError("zoneout_h, zoneout_c: zoneout is not supported with a projection (proj_size > 0)")
         if unroll:
             raise ValueError("unroll: the native core runs whole sequences; unroll=True has no meaning here")
         if device != "cpu":
             raise ValueError(f"device: only 'cpu' is available in this build, got {device!r}")
-        self.units = int(units)
+        self.units, self.proj_size = int(units), int(proj_size)
+        self.projection_initializer, self.projection_regularizer = projection_initializer, projection_regularizer
         self.use_bias, self.unit_forget_bias = use_bias, unit_forget_bias
         self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
         self.bias_initializer, self.peephole_initializer = bias_initializer, peephole_initializer
@@ -113,19 +122,31 @@ class LSTM(Layer):
         input_dim = check_last_dim(self, input_shape, None, "features")
         H = self.units
         self.kernel = self.add_weight("kernel", (input_dim, 4 * H), self.kernel_initializer, self.kernel_regularizer)
-        self.recurrent_kernel = self.add_weight("recurrent_kernel", (H, 4 * H), self.recurrent_initializer,
-                                                self.recurrent_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.output_size, 4 * H),
+                                                self.recurrent_initializer, self.recurrent_regularizer)
         bias_init = _UnitForgetBias(self.bias_initializer, H) if self.unit_forget_bias else self.bias_initializer
         self.bias = self.add_weight("bias", (4 * H,), bias_init, self.bias_regularizer) if self.use_bias else None
         peephole_shape = {"diagonal": (3, H), "full": (3, H, H), None: None}[self.peephole]
         self.peephole_weights = (self.add_weight("peephole", peephole_shape, self.peephole_initializer,
                                                  self.peephole_regularizer) if peephole_shape else None)
+        self.projection = (self.add_weight("projection", (H, self.proj_size), self.projection_initializer,
+                                           self.projection_regularizer) if self.proj_size else None)
         self.built = True
 
+    @property
+    def output_size(self) -> int:
+        """The width of the output and of h: proj_size with a projection, else units."""
+        return self.proj_size or self.units
+
+    def projection_saving(self) -> int:
+        """Parameters the projection saves against the same layer without one: U shrinks from (H, 4H) to
+        (P, 4H) and W_hr (H, P) is added (negative when P is too large to save anything)."""
+        return (self.units - self.proj_size) * 4 * self.units - self.units * self.proj_size if self.proj_size else 0
+
     def compute_output_shape(self, input_shape):
-        batch, time = input_shape[0], input_shape[1]
-        output = (batch, time, self.units) if self.return_sequences else (batch, self.units)
-        return [output, (batch, self.units), (batch, self.units)] if self.return_state else output
+        batch, time, width = input_shape[0], input_shape[1], self.output_size
+        output = (batch, time, width) if self.return_sequences else (batch, width)
+        return [output, (batch, width), (batch, self.units)] if self.return_state else output
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
@@ -137,6 +158,9 @@ class LSTM(Layer):
     def _weights_for_ops(self):
         return (self.kernel.value, self.recurrent_kernel.value, None if self.bias is None else self.bias.value,
                 None if self.peephole_weights is None else self.peephole_weights.value)
+
+    def _projection_for_ops(self):
+        return None if self.projection is None else self.projection.value
 
     def forward(self, x, training=False, mask=None, initial_state=None):
         if x.ndim != 3:
@@ -152,7 +176,7 @@ class LSTM(Layer):
             initial_state = self.states
         h0, c0 = (None, None) if initial_state is None else (np.asarray(s, self.dtype) for s in initial_state)
         seed = int((self._rng or utils.generator()).integers(0, 2**63)) if training and self._regularized() else 0
-        out = ops.lstm_forward(x, *self._weights_for_ops(), peephole=self.peephole,
+        out = ops.lstm_forward(x, *self._weights_for_ops(), W_hr=self._projection_for_ops(), peephole=self.peephole,
                                output_peephole_source=self.output_peephole_source, h0=h0, c0=c0, mask=mask,
                                zero_output_for_mask=self.zero_output_for_mask, training=training, seed=seed,
                                **self.rates)
@@ -171,7 +195,8 @@ class LSTM(Layer):
                     zoneout_c=self.zoneout_c, weight_drop=self.weight_drop)
 
     def trace(self, x, mask=None, initial_state=None) -> dict:
-        """Gate traces: {"i", "f", "g", "o", "c", "h"} of every step, each (batch, timesteps, units), for the
+        """Gate traces: {"i", "f", "g", "o", "c", "h"} of every step, each (batch, timesteps, units) (h:
+        (batch, timesteps, proj_size) with a projection), for the
         input x (batch, timesteps, features), computed by the native forward pass. The steps are in
         processing order (reversed with go_backwards). Zoneout layers are refused: their inference applies
         zoneout's expectation, which the trace pass does not."""
@@ -188,7 +213,7 @@ class LSTM(Layer):
         if self.go_backwards:
             x, mask = x[:, ::-1], None if mask is None else mask[:, ::-1]
         h0, c0 = (None, None) if initial_state is None else (np.asarray(s, self.dtype) for s in initial_state)
-        return ops.lstm_trace(x, *self._weights_for_ops(), peephole=self.peephole,
+        return ops.lstm_trace(x, *self._weights_for_ops(), W_hr=self._projection_for_ops(), peephole=self.peephole,
                               output_peephole_source=self.output_peephole_source, h0=h0, c0=c0, mask=mask)
 
     def _regularized(self) -> bool:
@@ -246,4 +271,6 @@ class LSTM(Layer):
             self.bias.grad = grads.db
         if self.peephole_weights is not None:
             self.peephole_weights.grad = grads.dp
+        if self.projection is not None:
+            self.projection.grad = grads.dW_hr
         return grads.dx[:, ::-1] if self.go_backwards else grads.dx
