@@ -84,13 +84,14 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
       matrix(dm.data(), rows, H).noalias() = dH_rows * matrix(weights.projection.data, H, Ho).transpose();
       matrix(sweep.dh_all.data() + (t * B + first) * Ho, rows, Ho) = dH_rows;
     }
+    if constexpr (V::zoneout)
+      zoneout_weights(reg, true, t, first, rows, B, H, sweep.d_h.data() + first * H, sweep.d_c.data() + first * H);
     auto output = [&](std::int64_t b) {
       if (!valid_step(mask, b, t, time)) {
         std::fill(gates + b * G, gates + (b + 1) * G, T(0));  // a carried state has no dz
         return;
       }
       const T* dh_row = projected ? dm.data() + (b - first) * H : dh_total + b * H;
-      if constexpr (V::zoneout) zoneout_weights(reg, true, t, b, B, H, sweep.d_h.data() + b * H, sweep.d_c.data() + b * H);
       T* c_new = ws.c_new ? ws.c_new + (t * B + b) * H : nullptr;
       const ZoneoutRow<T> zoneout{sweep.d_h.data() + b * H, sweep.d_c.data() + b * H, nullptr, c_prev + b * H, c_new};
       output_backward_row<T, V::diagonal && V::current, V::zoneout>(

@@ -75,9 +75,11 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
   const std::uint8_t* mask = in.mask.data;
   const auto U = matrix(regularization.U, Ho, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
-  // h_{t-1} with recurrent dropout, one row's zoneout weights, and inference's m_t of the chunk's rows
-  std::vector<T> h_dropped(regularization.recurrent_mask ? rows * Ho : 0), d_h(V::zoneout ? H : 0), d_c(d_h.size());
-  std::vector<T> m_scratch(projected && buf.m == nullptr ? rows * H : 0);
+  // h_{t-1} with recurrent dropout, the rows' zoneout weights, and inference's m_t of the chunk's rows
+  std::vector<T> h_dropped(regularization.recurrent_mask ? rows * Ho : 0), d_h(V::zoneout ? rows * H : 0);
+  std::vector<T> d_c(d_h.size()), m_scratch(projected && buf.m == nullptr ? rows * H : 0);
+  if (V::zoneout && !regularization.training)  // the expectation, the same at every step
+    zoneout_weights(regularization.reg, false, 0, first, rows, B, H, d_h.data(), d_c.data());
 
   for (std::int64_t t = 0; t < time; ++t) {
     T* gates = buf.gates + t * buf.gate_step;
@@ -98,6 +100,8 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
     } else {
       Z.noalias() += matrix(h_prev + first * Ho, rows, Ho) * U;
     }
+    if (V::zoneout && regularization.training)
+      zoneout_weights(regularization.reg, true, t, first, rows, B, H, d_h.data(), d_c.data());
     if constexpr (V::full) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
       const auto C_prev = matrix(c_prev + first * H, rows, H);
       Z.leftCols(H).noalias() += C_prev * peephole_matrix(kPeepI);
@@ -115,10 +119,9 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
       T* out_row = cell_output_row(b);
       if (valid_step(mask, b, t, time)) {
         const T* c_src = (V::current ? c_cur : c_prev) + b * H;
-        if constexpr (V::zoneout)
-          zoneout_weights(regularization.reg, regularization.training, t, b, B, H, d_h.data(), d_c.data());
         T* c_new = regularization.c_new ? regularization.c_new + (t * B + b) * H : nullptr;
-        const ZoneoutRow<T> zoneout{d_h.data(), d_c.data(), h_prev + b * H, c_prev + b * H, c_new};
+        const std::int64_t row = V::zoneout ? (b - first) * H : 0;
+        const ZoneoutRow<T> zoneout{d_h.data() + row, d_c.data() + row, h_prev + b * H, c_prev + b * H, c_new};
         output_forward_row<T, V::diagonal, V::zoneout>(gates + b * buf.gate_row, c_src, c_cur + b * H, p, out_row,
                                                        zoneout, H);
       } else {

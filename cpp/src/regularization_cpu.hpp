@@ -45,19 +45,20 @@ CallMasks<T> draw_call_masks(const Regularization& reg, const CellConfig& config
   return masks;
 }
 
-// Zoneout weights d_h, d_c (H each) of batch row b at step t: in training 1 with probability z (keep the
-// previous value) else 0, drawn per step, row and unit; at inference the expectation z.
+// Zoneout weights d_h, d_c ([rows,H] each) of batch rows [first, first + rows) at step t: in training 1 with
+// probability z (keep the previous value) else 0, drawn per step, row and unit (one call for the rows, whose
+// elements are consecutive in the stream); at inference the expectation z.
 template <class T>
-void zoneout_weights(const Regularization& reg, bool training, std::int64_t t, std::int64_t b, std::int64_t batch,
-                     std::int64_t H, T* d_h, T* d_c) {
+void zoneout_weights(const Regularization& reg, bool training, std::int64_t t, std::int64_t first, std::int64_t rows,
+                     std::int64_t batch, std::int64_t H, T* d_h, T* d_c) {
   if (!training) {
-    std::fill(d_h, d_h + H, T(reg.zoneout_h));
-    std::fill(d_c, d_c + H, T(reg.zoneout_c));
+    std::fill(d_h, d_h + rows * H, T(reg.zoneout_h));
+    std::fill(d_c, d_c + rows * H, T(reg.zoneout_c));
     return;
   }
-  const std::uint64_t first = std::uint64_t((t * batch + b) * H);
-  fill_mask(reg.seed, MaskStream::kZoneoutH, first, H, rate_threshold(reg.zoneout_h), T(1), T(0), d_h);
-  fill_mask(reg.seed, MaskStream::kZoneoutC, first, H, rate_threshold(reg.zoneout_c), T(1), T(0), d_c);
+  const std::uint64_t element = std::uint64_t((t * batch + first) * H);
+  fill_mask(reg.seed, MaskStream::kZoneoutH, element, rows * H, rate_threshold(reg.zoneout_h), T(1), T(0), d_h);
+  fill_mask(reg.seed, MaskStream::kZoneoutC, element, rows * H, rate_threshold(reg.zoneout_c), T(1), T(0), d_c);
 }
 
 // rows [count, width] ⊙= the per-sequence mask [B, width], rows being time-major (row = t*B + b).
