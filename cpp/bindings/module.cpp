@@ -229,7 +229,8 @@ CellConfig config_of(const py::object& W, const py::object& U, const py::object&
 
 }  // namespace
 
-// Built twice on x86-64: _core (portable) and _core_avx2 (AVX2 + FMA); lstm_native/_backend.py picks one.
+// Built three times on x86-64: _core (portable), _core_avx2 (AVX2 + FMA) and _core_avx512; lstm_native/_backend.py
+// picks one.
 #ifndef LSTM_NATIVE_MODULE_NAME
 #define LSTM_NATIVE_MODULE_NAME _core
 #endif
@@ -237,15 +238,19 @@ CellConfig config_of(const py::object& W, const py::object& U, const py::object&
 PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.doc() = "lstm_native's native core: the peephole LSTM cell, forward and backward (see lstm_native.ops).";
   m.def(
-      "cpu_supports_avx2_fma",
-      []() {
+      "cpu_supports",
+      [](const std::string& isa) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-        return false;
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (isa == "avx2") return avx2;
+        if (isa == "avx512")
+          return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
 #endif
+        if (isa != "avx2" && isa != "avx512") throw py::value_error("isa: expected \"avx2\" or \"avx512\", got \"" + isa + "\"");
+        return false;
       },
-      "Whether this CPU runs the AVX2 + FMA build.");
+      py::arg("isa"), "Whether this CPU runs the build for `isa`: \"avx2\" (AVX2 + FMA) or \"avx512\" (F, DQ, VL, BW).");
   m.attr("__version__") = LSTM_NATIVE_VERSION;
   m.attr("with_cuda") = static_cast<bool>(LSTM_NATIVE_WITH_CUDA);
   m.attr("with_openmp") = static_cast<bool>(LSTM_NATIVE_WITH_OPENMP);

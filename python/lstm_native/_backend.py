@@ -1,30 +1,37 @@
-"""Picks the native module for this CPU: ``_core_avx2`` (built with AVX2 + FMA, on x86-64) where the CPU
-has both, else the portable ``_core``. LSTM_NATIVE_ISA=generic forces the portable one.
+"""Picks the native module for this CPU: the fastest build it can run of ``_core_avx512`` (AVX-512 F, DQ, VL,
+BW), ``_core_avx2`` (AVX2 + FMA), both built on x86-64 only, and the portable ``_core``.
+LSTM_NATIVE_ISA=generic|avx2|avx512 forces one (ImportError if this CPU or build cannot run it).
 
-Both compute the same cell; their float32 results differ by rounding only (FMA contracts a*b+c).
+All compute the same cell; their float32 results differ by rounding only (FMA contracts a*b+c, and wider
+packets sum in another order).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from . import _core as _portable
 
+ISAS = ("avx512", "avx2")  # fastest first
+
 
 def _select():
     requested = os.environ.get("LSTM_NATIVE_ISA", "auto")
-    if requested not in ("auto", "generic", "avx2"):
-        raise ImportError(f"LSTM_NATIVE_ISA: expected 'auto', 'generic' or 'avx2', got {requested!r}")
-    if requested != "generic" and _portable.cpu_supports_avx2_fma():
+    if requested not in ("auto", "generic") + ISAS:
+        raise ImportError(f"LSTM_NATIVE_ISA: expected 'auto', 'generic', 'avx2' or 'avx512', got {requested!r}")
+    for isa in ISAS:
+        if requested not in ("auto", isa):
+            continue
+        if not _portable.cpu_supports(isa):
+            if requested == isa:
+                raise ImportError(f"LSTM_NATIVE_ISA={isa}: this CPU lacks its instructions")
+            continue
         try:
-            from . import _core_avx2
+            return importlib.import_module(f"._core_{isa}", __package__), isa
         except ImportError:  # a build without the variant (not x86-64)
-            if requested == "avx2":
+            if requested == isa:
                 raise
-        else:
-            return _core_avx2, "avx2"
-    if requested == "avx2":
-        raise ImportError("LSTM_NATIVE_ISA=avx2: this CPU lacks AVX2 or FMA")
     return _portable, "generic"
 
 

@@ -6,7 +6,7 @@
 //   lstm_native::Array x{{B, T, I}, values};           // row-major; token ids as floats for an Embedding
 //   lstm_native::Array y = model.predict(x);
 //
-// Layers: InputLayer, LSTM (every peephole variant, return_sequences, go_backwards, masks, zoneout as its
+// Layers: InputLayer, LSTM (every peephole variant, proj_size, return_sequences, go_backwards, masks, zoneout as its
 // inference expectation), Bidirectional (concat, sum, mul, ave), Dense (its activations), Embedding
 // (mask_zero), Masking, Dropout (identity at inference). Computation is float32; float64 weights are
 // rounded to float32. Loading validates the file (format, version, JSON, every tensor's name, dtype,
