@@ -11,7 +11,13 @@ from __future__ import annotations
 import importlib
 import os
 
-from . import _core as _portable
+# OpenMP threads that spin at a barrier while another process holds a core make each parallel region wait
+# a scheduler time slice: on a 2-core machine with one core busy, a training step at B=32, T=50, I=32,
+# H=64 ran 20x slower on two threads (~900 sequences/s) than on one; sleeping waits keep it at ~10,000
+# (bench/README.md). Read when the OpenMP runtime loads with the module below; the user's setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _core as _portable  # noqa: E402
 
 ISAS = ("avx512", "avx2")  # fastest first
 

@@ -234,6 +234,8 @@ class LSTM(Layer):
         sequence, output = self._outputs
         if self.activity_regularizer is not None:
             dy_out = dy_out + self.activity_regularizer.gradient(output) / len(output)
+        if not (self.activation_regularization or self.temporal_activation_regularization):
+            return dy_seq, dy_out
         extra = np.zeros_like(sequence)
         if self.activation_regularization:
             extra += 2 * self.activation_regularization * sequence / sequence.size
@@ -242,9 +244,7 @@ class LSTM(Layer):
             g = 2 * self.temporal_activation_regularization * step / step.size
             extra[:, 1:] += g
             extra[:, :-1] -= g
-        if self.activation_regularization or self.temporal_activation_regularization:
-            dy_seq = extra if dy_seq is None else dy_seq + extra
-        return dy_seq, dy_out
+        return (extra if dy_seq is None else dy_seq + extra), dy_out
 
     def __call__(self, x, training=False, mask=None, initial_state=None):
         x = np.asarray(x)
