@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lstm_native/backward.hpp"
+#include "packed_gemm_cpu.hpp"
 #include "pointwise_cpu.hpp"
 #include "regularization_cpu.hpp"
 #include "sequence_cpu.hpp"
@@ -54,12 +55,11 @@ struct SweepBuffers {
 template <class T, class V>
 void backward_rows(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                    std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, const Regularization& reg,
-                   const CallMasks<T>& masks, T* dh, T* dc, SweepBuffers<T>& sweep, std::int64_t first,
-                   std::int64_t last) {
+                   const CallMasks<T>& masks, const PackedLhsGemm<T, Eigen::RowMajor>& recurrent, T* dh, T* dc,
+                   SweepBuffers<T>& sweep, std::int64_t first, std::int64_t last) {
   const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, Ho = output_size(config), rows = last - first;
   const bool projected = config.projection_size > 0;
   const T* p = weights.peephole.data;
-  const auto U = matrix(masks.recurrent_kernel(weights.U.data), Ho, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
   auto dC = matrix(dc + first * H, rows, H);
   T* dh_total = sweep.dh_total.data();
@@ -120,7 +120,8 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
     }
     // ∂L/∂h_{t-1} = (dz_t Uᵀ) ⊙ m_h [+ the zoneout carry]; a masked row carried h_{t-1} unchanged, so its
     // gradient passes straight through.
-    matrix(dh + first * Ho, rows, Ho).noalias() = dZ * U.transpose();
+    std::fill(dh + first * Ho, dh + last * Ho, T(0));
+    recurrent.multiply_add(gates + first * G, G, rows, dh + first * Ho, Ho);  // dh_{t-1} = dz_t Uᵀ
     for (std::int64_t b = first; b < last; ++b) {
       T* dh_row = dh + b * Ho;
       if (!valid_step(mask, b, t, time)) {
@@ -147,9 +148,12 @@ void backward_steps(const CellConfig& config, const Weights<T>& weights, const s
   dispatch_variant(config, reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
     const double step_work = double(Ho + 12) * double(4 * H) + (config.projection_size > 0 ? double(2 * H * Ho) : 0.0);
-    parallel_chunks(B, recurrence_chunk_rows(H), double(time) * step_work, [&](std::int64_t first, std::int64_t last) {
-      backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, dh.data(), dc.data(),
-                          sweep, first, last);
+    const std::int64_t chunk = recurrence_chunk_rows(H);
+    const PackedLhsGemm<T, Eigen::RowMajor> recurrent(masks.recurrent_kernel(weights.U.data), 4 * H, Ho, 4 * H,
+                                                      std::min(chunk, B));
+    parallel_chunks(B, chunk, double(time) * step_work, [&](std::int64_t first, std::int64_t last) {
+      backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, recurrent, dh.data(),
+                          dc.data(), sweep, first, last);
     });
   });
 }
@@ -187,7 +191,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
   const auto C_out = matrix(c_out, rows, H);
 
-  parallel_chunks(G, kReductionChunkColumns, double(rows * (I + Ho + 1)), [&](std::int64_t first, std::int64_t last) {
+  parallel_chunks(G, reduction_chunk_columns(G), double(rows * (I + Ho + 1)), [&](std::int64_t first, std::int64_t last) {
     const std::int64_t n = last - first;
     const auto dZ_cols = dZ.middleCols(first, n);
     if (!grads.dW.empty()) matrix(grads.dW.data, I, G).middleCols(first, n).noalias() = X_tm.transpose() * dZ_cols;
@@ -201,7 +205,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   });
   if (!grads.dpeephole.empty()) {
     T* dp = grads.dpeephole.data;
-    parallel_chunks(H, kReductionChunkColumns, double(rows * 3 * (config.peephole == Peephole::Full ? H : 1)), [&](std::int64_t first, std::int64_t last) {
+    parallel_chunks(H, reduction_chunk_columns(H), double(rows * 3 * (config.peephole == Peephole::Full ? H : 1)), [&](std::int64_t first, std::int64_t last) {
       const std::int64_t n = last - first;
       for (std::int64_t k : {kPeepI, kPeepF, kPeepO}) {
         const auto& C = k == kPeepO ? C_out : C_prev;
@@ -218,7 +222,7 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
   if (!grads.dprojection.empty()) {
     const auto M = matrix(static_cast<const T*>(ws.m), rows, H);
     const auto dH = matrix(dh_all.data(), rows, Ho);
-    parallel_chunks(Ho, kReductionChunkColumns, double(rows * H), [&](std::int64_t first, std::int64_t last) {
+    parallel_chunks(Ho, reduction_chunk_columns(Ho), double(rows * H), [&](std::int64_t first, std::int64_t last) {
       matrix(grads.dprojection.data, H, Ho).middleCols(first, last - first).noalias() =
           M.transpose() * dH.middleCols(first, last - first);
     });

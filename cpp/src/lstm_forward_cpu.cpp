@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lstm_native/forward.hpp"
+#include "packed_gemm_cpu.hpp"
 #include "pointwise_cpu.hpp"
 #include "regularization_cpu.hpp"
 #include "sequence_cpu.hpp"
@@ -64,16 +65,17 @@ struct StepRegularization {
 
 // The whole recurrence for batch rows [first, last): per step z += h_{t-1} U (and c P_k for full peepholes),
 // the fused elementwise pass of each row, and with a projection h_t = m_t W_hr for the rows at once.
+// recurrent: Uᵀ packed for the column-major view of z_tᵀ += Uᵀ h_{t-1}ᵀ.
 template <class T, class V>
 void forward_rows(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf,
-                  const StepRegularization<T>& regularization, std::int64_t first, std::int64_t last) {
+                  const StepRegularization<T>& regularization, const PackedLhsGemm<T, Eigen::ColMajor>& recurrent,
+                  std::int64_t first, std::int64_t last) {
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H;
   const std::int64_t Ho = output_size(config), rows = last - first;
   const bool projected = config.projection_size > 0;
   const T* p = weights.peephole.data;
   const std::uint8_t* mask = in.mask.data;
-  const auto U = matrix(regularization.U, Ho, G);
   auto peephole_matrix = [&](std::int64_t k) { return matrix(p + k * H * H, H, H); };
   // h_{t-1} with recurrent dropout, the rows' zoneout weights, and inference's m_t of the chunk's rows
   std::vector<T> h_dropped(regularization.recurrent_mask ? rows * Ho : 0), d_h(V::zoneout ? rows * H : 0);
@@ -93,13 +95,13 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
       return buf.m ? buf.m + (t * B + b) * H : m_scratch.data() + (b - first) * H;
     };
     auto Z = matrix(gates + first * buf.gate_row, rows, G, buf.gate_row);
+    const T* h_in = h_prev + first * Ho;
     if (regularization.recurrent_mask) {
       for (std::int64_t k = 0; k < rows * Ho; ++k)
         h_dropped[k] = h_prev[first * Ho + k] * regularization.recurrent_mask[first * Ho + k];
-      Z.noalias() += matrix(static_cast<const T*>(h_dropped.data()), rows, Ho) * U;
-    } else {
-      Z.noalias() += matrix(h_prev + first * Ho, rows, Ho) * U;
+      h_in = h_dropped.data();
     }
+    recurrent.multiply_add(h_in, Ho, rows, Z.data(), buf.gate_row);  // z_t += h_{t-1} U
     if (V::zoneout && regularization.training)
       zoneout_weights(regularization.reg, true, t, first, rows, B, H, d_h.data(), d_c.data());
     if constexpr (V::full) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
@@ -173,8 +175,10 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
     using V = decltype(variant);
     const std::int64_t H = config.hidden_size, Ho = output_size(config);
     const double step_work = double(Ho + 8) * double(4 * H) + (config.projection_size > 0 ? double(H * Ho) : 0.0);
-    parallel_chunks(dims.batch, recurrence_chunk_rows(H), double(dims.time) * step_work, [&](std::int64_t first, std::int64_t last) {
-      forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, first, last);
+    const std::int64_t chunk = recurrence_chunk_rows(H);
+    const PackedLhsGemm<T, Eigen::ColMajor> recurrent(regularization.U, 4 * H, 4 * H, Ho, std::min(chunk, dims.batch));
+    parallel_chunks(dims.batch, chunk, double(dims.time) * step_work, [&](std::int64_t first, std::int64_t last) {
+      forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, recurrent, first, last);
     });
   });
 }
