@@ -86,7 +86,7 @@ Weights<T> weights_of(const py::object& W, const py::object& U, const py::object
 template <class T>
 py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config,
                        const py::object& h0, const py::object& c0, const py::object& mask, bool training,
-                       const Regularization& reg) {
+                       const Regularization& reg, const py::object& workspace_in = py::none()) {
   validate(config, weights);
   const SequenceInput<T> in{required_input<T>("x", x_obj), input<T>("h0", h0), input<T>("c0", c0),
                             mask_input(mask)};
@@ -98,13 +98,22 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
   const SequenceOutput<T> out{y_view, h_view, c_view};
   py::object workspace = py::none();
   if (training) {
-    auto [ws, ws_view] = output<T>({training_workspace_size(config, B, time, reg)});
-    const Workspace<T> work{ws_view.data, ws_view.numel()};
+    const std::int64_t size = training_workspace_size(config, B, time, reg);
+    if (workspace_in.is_none()) {
+      workspace = output<T>({size}).first;
+    } else {  // the caller's, reused: it must be a writable 1-d array that is large enough
+      const Tensor<const T> given = input<T>("workspace", workspace_in);
+      if (given.shape.size() != 1 || given.numel() < size || !py::reinterpret_borrow<py::array>(workspace_in).writeable())
+        throw py::value_error("workspace: expected a writable 1-d array of at least " + std::to_string(size) +
+                              " elements, got shape " + shape_to_string(given.shape));
+      workspace = workspace_in;
+    }
+    py::array ws = py::reinterpret_borrow<py::array>(workspace);
+    const Workspace<T> work{static_cast<T*>(ws.mutable_data()), static_cast<std::int64_t>(ws.size())};
     {
       py::gil_scoped_release release;
       forward_training(config, weights, in, out, work, reg);
     }
-    workspace = ws;
   } else {
     py::gil_scoped_release release;
     forward_inference(config, weights, in, out, reg);
@@ -265,14 +274,14 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
          const py::object& W_hr, const py::object& h0, const py::object& c0, const py::object& mask,
          const std::string& peephole, const std::string& output_peephole_source, bool zero_output_for_mask,
          bool training, double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c,
-         double weight_drop, std::uint64_t seed) {
+         double weight_drop, std::uint64_t seed, const py::object& workspace) {
         const CellConfig config =
             config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
         const Regularization reg =
             regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed);
         return by_dtype(W, [&](auto scalar) {
           using T = decltype(scalar);
-          return forward_impl<T>(x, weights_of<T>(W, U, b, p, W_hr), config, h0, c0, mask, training, reg);
+          return forward_impl<T>(x, weights_of<T>(W, U, b, p, W_hr), config, h0, c0, mask, training, reg, workspace);
         });
       },
       py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
@@ -280,8 +289,9 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
       py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
       py::arg("zero_output_for_mask") = false, py::arg("training") = false, py::arg("dropout") = 0.0,
       py::arg("recurrent_dropout") = 0.0, py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
-      py::arg("weight_drop") = 0.0, py::arg("seed") = 0,
-      "Whole-sequence forward -> (y, h_n, c_n, workspace or None).");
+      py::arg("weight_drop") = 0.0, py::arg("seed") = 0, py::arg("workspace") = py::none(),
+      "Whole-sequence forward -> (y, h_n, c_n, workspace or None). With training, `workspace` (optional) is "
+      "an array to reuse for the training workspace (see training_workspace_size); else one is allocated.");
 
   m.def(
       "backward",
@@ -353,13 +363,16 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.def(
       "training_workspace_size",
       [](std::int64_t batch, std::int64_t time, std::int64_t input_size, std::int64_t hidden_size,
-         std::int64_t projection_size) {
+         std::int64_t projection_size, bool zoneout) {
         CellConfig config;
         config.input_size = input_size;
         config.hidden_size = hidden_size;
         config.projection_size = projection_size;
-        return training_workspace_size(config, batch, time);
+        Regularization regularization;
+        regularization.zoneout_h = zoneout ? 0.5 : 0.0;  // any rate: zoneout only adds the pre-zoneout states
+        return training_workspace_size(config, batch, time, regularization);
       },
       py::arg("batch"), py::arg("time"), py::arg("input_size"), py::arg("hidden_size"), py::arg("projection_size") = 0,
+      py::arg("zoneout") = false,
       "Elements of the training workspace for B sequences of T steps.");
 }

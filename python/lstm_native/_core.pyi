@@ -34,6 +34,7 @@ def forward(
     zoneout_c: float = 0.0,
     weight_drop: float = 0.0,
     seed: int = 0,
+    workspace: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]: ...
 def backward(
     *,
@@ -93,5 +94,5 @@ def trace(
 ) -> Dict[str, np.ndarray]: ...
 def philox4x32_10(counter: List[int], key: List[int]) -> List[int]: ...
 def training_workspace_size(
-    batch: int, time: int, input_size: int, hidden_size: int, projection_size: int = 0
+    batch: int, time: int, input_size: int, hidden_size: int, projection_size: int = 0, zoneout: bool = False
 ) -> int: ...

@@ -17,6 +17,7 @@ C-contiguous arrays and never copies.
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -32,10 +33,41 @@ __all__ = [
     "lstm_step",
     "lstm_trace",
     "lengths_to_mask",
+    "release_workspaces",
 ]
 
 PEEPHOLES = ("diagonal", "full", None)
 OUTPUT_PEEPHOLE_SOURCES = ("current", "previous")
+
+# Spent training workspaces, kept for the next lstm_forward(training=True): a workspace is tens of MB
+# (42 MB at B=64, T=100, I=128, H=256), above the size glibc's malloc serves from its heap, so a fresh one
+# costs its page faults and zeroing on every step (~10% of a medium training step on one thread).
+_SPARE_WORKSPACES: list = []
+_MAX_SPARE_WORKSPACES = 4  # one per layer of a stack of up to 4
+_SPARE_LOCK = threading.Lock()
+
+
+def _reusable_workspace(x: np.ndarray, args: dict) -> Optional[np.ndarray]:
+    """A spent workspace large enough for this training call (the smallest such), or None, also when the
+    arguments are malformed: the core then reports what is wrong with them."""
+    U, projected = args["U"], args["W_hr"] is not None
+    try:
+        batch, time, features = x.shape
+        size = _core.training_workspace_size(batch, time, features, U.shape[1] // 4, U.shape[0] if projected else 0,
+                                             zoneout=bool(args["zoneout_h"] or args["zoneout_c"]))
+    except (ValueError, IndexError):
+        return None
+    with _SPARE_LOCK:
+        fits = [k for k, w in enumerate(_SPARE_WORKSPACES) if w.dtype == U.dtype and w.size >= size]
+        if not fits:
+            return None
+        return _SPARE_WORKSPACES.pop(min(fits, key=lambda k: _SPARE_WORKSPACES[k].size))
+
+
+def release_workspaces() -> None:
+    """Frees the spent training workspaces that lstm_forward keeps for reuse."""
+    with _SPARE_LOCK:
+        _SPARE_WORKSPACES.clear()
 
 
 class LSTMForward(NamedTuple):
@@ -201,7 +233,8 @@ def lstm_forward(
     args["mask"] = _as_mask(mask, lengths, x)
     h0 = _optional_float_array("h0", h0, dtype)
     c0 = _optional_float_array("c0", c0, dtype)
-    y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), **args)
+    spare = _reusable_workspace(x, args) if training else None
+    y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare, **args)
     context = ForwardContext(args, workspace, x.shape[0], x.shape[1]) if training else None
     return LSTMForward(y, h, c, context)
 
@@ -227,7 +260,10 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
         time=context.time,
         **args,
     )
-    context._workspace = None  # spent: the core has overwritten it
+    with _SPARE_LOCK:
+        if len(_SPARE_WORKSPACES) < _MAX_SPARE_WORKSPACES:
+            _SPARE_WORKSPACES.append(context._workspace)  # spent (the core has overwritten it): reusable
+    context._workspace = None
     return LSTMGradients(*grads)
 
 
