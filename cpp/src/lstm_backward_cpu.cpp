@@ -16,31 +16,6 @@ namespace lstm_native {
 namespace detail {
 namespace {
 
-template <class T>
-void validate_backward(const CellConfig& config, const Weights<T>& weights, const Tensor<const std::uint8_t>& mask,
-                       std::int64_t B, std::int64_t time, const OutputGradients<T>& grad_out,
-                       const Gradients<T>& grads) {
-  validate(config, weights);
-  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
-  require_shape_or_empty("mask", mask, {B, time});
-  require_shape_or_empty("dy", grad_out.dy, {B, time, Ho});
-  require_shape_or_empty("dh_n", grad_out.dh_n, {B, Ho});
-  require_shape_or_empty("dc_n", grad_out.dc_n, {B, H});
-  require_shape_or_empty("dx", grads.dx, {B, time, I});
-  require_shape_or_empty("dh0", grads.dh0, {B, Ho});
-  require_shape_or_empty("dc0", grads.dc0, {B, H});
-  require_shape_or_empty("dW", grads.dW, {I, 4 * H});
-  require_shape_or_empty("dU", grads.dU, {Ho, 4 * H});
-  require_shape_or_empty("db", grads.db, {4 * H});
-  if (config.projection_size > 0)
-    require_shape_or_empty("dprojection", grads.dprojection, {H, config.projection_size});
-  else if (!grads.dprojection.empty())
-    throw std::invalid_argument("dprojection: given, but projection_size is 0");
-  if (!grads.dpeephole.empty() && grads.dpeephole.shape != peephole_shape(config))
-    throw std::invalid_argument("dpeephole: expected shape " + shape_to_string(peephole_shape(config)) + ", got " +
-                                shape_to_string(grads.dpeephole.shape));
-}
-
 // Per-row buffers of the reverse sweep, [B,Ho] or [B,H] each so that chunks never share: dh_total =
 // ∂L/∂h_t of the step at hand; with zoneout, the gradients that skip the cell (carry_h, carry_c) and the
 // rows' zoneout weights (d_h, d_c). With a projection, dh_all [T,B,P] keeps every step's dh_total for

@@ -89,6 +89,31 @@ SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weight
 }
 
 template <class T>
+void validate_backward(const CellConfig& config, const Weights<T>& weights, const Tensor<const std::uint8_t>& mask,
+                       std::int64_t B, std::int64_t time, const OutputGradients<T>& grad_out,
+                       const Gradients<T>& grads) {
+  validate(config, weights);
+  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
+  require_shape_or_empty("mask", mask, {B, time});
+  require_shape_or_empty("dy", grad_out.dy, {B, time, Ho});
+  require_shape_or_empty("dh_n", grad_out.dh_n, {B, Ho});
+  require_shape_or_empty("dc_n", grad_out.dc_n, {B, H});
+  require_shape_or_empty("dx", grads.dx, {B, time, I});
+  require_shape_or_empty("dh0", grads.dh0, {B, Ho});
+  require_shape_or_empty("dc0", grads.dc0, {B, H});
+  require_shape_or_empty("dW", grads.dW, {I, 4 * H});
+  require_shape_or_empty("dU", grads.dU, {Ho, 4 * H});
+  require_shape_or_empty("db", grads.db, {4 * H});
+  if (config.projection_size > 0)
+    require_shape_or_empty("dprojection", grads.dprojection, {H, config.projection_size});
+  else if (!grads.dprojection.empty())
+    throw std::invalid_argument("dprojection: given, but projection_size is 0");
+  if (!grads.dpeephole.empty() && grads.dpeephole.shape != peephole_shape(config))
+    throw std::invalid_argument("dpeephole: expected shape " + shape_to_string(peephole_shape(config)) + ", got " +
+                                shape_to_string(grads.dpeephole.shape));
+}
+
+template <class T>
 void swap_leading_axes(const T* src, std::int64_t d0, std::int64_t d1, std::int64_t width, T* dst) {
   parallel_chunks(d1, 1, double(d0 * width), [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t j = first; j < last; ++j)
@@ -103,6 +128,10 @@ template WorkspaceLayout<float> workspace_layout(const CellConfig&, std::int64_t
                                                  const Regularization&, const Workspace<float>&);
 template WorkspaceLayout<double> workspace_layout(const CellConfig&, std::int64_t, std::int64_t,
                                                   const Regularization&, const Workspace<double>&);
+template void validate_backward(const CellConfig&, const Weights<float>&, const Tensor<const std::uint8_t>&,
+                                std::int64_t, std::int64_t, const OutputGradients<float>&, const Gradients<float>&);
+template void validate_backward(const CellConfig&, const Weights<double>&, const Tensor<const std::uint8_t>&,
+                                std::int64_t, std::int64_t, const OutputGradients<double>&, const Gradients<double>&);
 template SequenceDims validate_forward(const CellConfig&, const Weights<float>&, const SequenceInput<float>&,
                                        const SequenceOutput<float>&);
 template SequenceDims validate_forward(const CellConfig&, const Weights<double>&, const SequenceInput<double>&,

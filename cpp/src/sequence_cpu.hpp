@@ -1,5 +1,6 @@
-// Internals shared by the CPU forward and backward passes: matrix views, the training workspace's
-// layout, the checks of a sequence call's arguments, and the parallel loop over batch rows.
+// Internals shared by the CPU forward and backward passes: matrix views and the parallel loop over batch
+// rows (the workspace's layout and the argument checks, which the CUDA backend shares, are in
+// sequence_checks.hpp).
 #pragma once
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "lstm_native/backward.hpp"
 #include "lstm_native/forward.hpp"
 #include "lstm_native/threads.hpp"
+#include "sequence_checks.hpp"
 
 namespace lstm_native::detail {
 
@@ -38,42 +40,6 @@ template <class T>
 ConstMatrixMap<T> matrix(const T* data, std::int64_t rows, std::int64_t cols) {
   return matrix(data, rows, cols, cols);
 }
-
-// The training workspace, time-major (step t's B rows are contiguous); Ho = output_size(config):
-//   x_tm   [T,B,I]     x transposed to time-major (backward reuses it for dx)
-//   gates  [T,B,4H]    activated gates [i, f, g, o] of each step (backward turns them into dz)
-//   h      [T+1,B,Ho]  h_0 .. h_T, the carried states (h_0 = h0)
-//   c      [T+1,B,H]   c_0 .. c_T
-//   c_new  [T,B,H]     with zoneout only: c̃_1 .. c̃_T, each step's cell value before zoneout mixes it
-//   m      [T,B,H]     with a projection only: m_t = o_t ⊙ tanh(c_t), which h_t = m_t W_hr projects
-template <class T>
-struct WorkspaceLayout {
-  T* x_tm;
-  T* gates;
-  T* h;
-  T* c;
-  T* c_new;  // nullptr without zoneout
-  T* m;      // nullptr without a projection
-};
-
-// Throws std::invalid_argument("<what> must be >= 1, got <value>") unless value >= 1.
-void require_positive(const char* what, std::int64_t value);
-
-// Element count of each part, and their sum; throws std::invalid_argument on overflow.
-struct WorkspaceSizes {
-  std::int64_t x_tm, gates, h, c, c_new, m, total;
-};
-WorkspaceSizes workspace_sizes(const CellConfig& config, std::int64_t batch, std::int64_t time,
-                               const Regularization& regularization);
-
-template <class T>
-WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,
-                                    const Regularization& regularization, const Workspace<T>& workspace);
-
-// B and T of a forward call, after checking every argument's shape against the config.
-template <class T>
-SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                              const SequenceOutput<T>& out);
 
 // Threading. Eigen runs single-threaded (EIGEN_DONT_PARALLELIZE): its parallel GEMM busy-waits between
 // threads, which collapses when another process holds a core. The library splits work itself into chunks

@@ -1,6 +1,6 @@
 """Type stubs of the native module lstm_native._core (cpp/bindings/module.cpp)."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -11,6 +11,33 @@ with_model_io: bool
 
 def cpu_supports(isa: str) -> bool: ...
 def cuda_device_count() -> int: ...
+# Only in a CUDA build (with_cuda True): the GPU path on host arrays, copied to the device and back once per call.
+def cuda_forward(
+    *,
+    x: np.ndarray,
+    W: np.ndarray,
+    U: np.ndarray,
+    b: Optional[np.ndarray] = ...,
+    p: Optional[np.ndarray] = ...,
+    W_hr: Optional[np.ndarray] = ...,
+    h0: Optional[np.ndarray] = ...,
+    c0: Optional[np.ndarray] = ...,
+    mask: Optional[np.ndarray] = ...,
+    peephole: str = ...,
+    output_peephole_source: str = ...,
+    zero_output_for_mask: bool = ...,
+    training: bool = ...,
+    dropout: float = ...,
+    recurrent_dropout: float = ...,
+    zoneout_h: float = ...,
+    zoneout_c: float = ...,
+    weight_drop: float = ...,
+    seed: int = ...,
+    dy: Optional[np.ndarray] = ...,
+    dh_n: Optional[np.ndarray] = ...,
+    dc_n: Optional[np.ndarray] = ...,
+    repeats: int = ...,
+) -> Union[Tuple[np.ndarray, ...], List[float]]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def forward(

@@ -37,7 +37,7 @@ class LSTM(Layer):
     output_peephole_source: "current" (o_t peeks at c_t, default) or "previous" (c_{t-1}).
     peephole_initializer: initializer of the peephole weights (default "zeros": training starts from the
         plain LSTM).
-    device: "cpu" (the CUDA backend is not part of this version).
+    device: "cpu" (the CUDA backend is not wired into the layers yet; see lstm_native.cuda).
     proj_size: P >= 1 projects the state to P units (LSTMP, Sak et al. 2014; PyTorch's proj_size): the
         layer's output and h have P columns, U shrinks to (P, 4H), at the cost of W_hr (H, P). 0: none.
         projection_initializer / projection_regularizer: those of W_hr. Zoneout is not defined with it.
@@ -92,6 +92,9 @@ class LSTM(Layer):
             raise ValueError("zoneout_h, zoneout_c: zoneout is not supported with a projection (proj_size > 0)")
         if unroll:
             raise ValueError("unroll: the native core runs whole sequences; unroll=True has no meaning here")
+        if device == "cuda":
+            raise ValueError("device: 'cuda' is not wired into the layers yet (the CUDA backend is reachable through "
+                             "lstm_native._core.cuda_forward in a CUDA build); use device='cpu'")
         if device != "cpu":
             raise ValueError(f"device: only 'cpu' is available in this build, got {device!r}")
         self.units, self.proj_size = int(units), int(proj_size)
