@@ -123,7 +123,7 @@ void backward_steps(const CellConfig& config, const Weights<T>& weights, const s
   dispatch_variant(config, reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
     const double step_work = double(Ho + 12) * double(4 * H) + (config.projection_size > 0 ? double(2 * H * Ho) : 0.0);
-    const std::int64_t chunk = recurrence_chunk_rows(H);
+    const std::int64_t chunk = recurrence_chunk_rows(B, H);
     const PackedLhsGemm<T, Eigen::RowMajor> recurrent(masks.recurrent_kernel(weights.U.data), 4 * H, Ho, 4 * H,
                                                       std::min(chunk, B));
     parallel_chunks(B, chunk, double(time) * step_work, [&](std::int64_t first, std::int64_t last) {

@@ -175,7 +175,7 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
     using V = decltype(variant);
     const std::int64_t H = config.hidden_size, Ho = output_size(config);
     const double step_work = double(Ho + 8) * double(4 * H) + (config.projection_size > 0 ? double(H * Ho) : 0.0);
-    const std::int64_t chunk = recurrence_chunk_rows(H);
+    const std::int64_t chunk = recurrence_chunk_rows(dims.batch, H);
     const PackedLhsGemm<T, Eigen::ColMajor> recurrent(regularization.U, 4 * H, 4 * H, Ho, std::min(chunk, dims.batch));
     parallel_chunks(dims.batch, chunk, double(dims.time) * step_work, [&](std::int64_t first, std::int64_t last) {
       forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, recurrent, first, last);

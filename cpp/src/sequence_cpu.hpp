@@ -73,7 +73,13 @@ constexpr std::int64_t kGemmChunkRows = 256;
 inline std::int64_t reduction_chunk_columns(std::int64_t columns) {
   return std::max<std::int64_t>(64, (columns / 2 + 15) / 16 * 16);
 }
-inline std::int64_t recurrence_chunk_rows(std::int64_t hidden_size) { return hidden_size < 256 ? 16 : 32; }
+// Recurrence chunks: 16 rows (32 for H >= 256, whose per-step products want taller blocks), but at most half
+// the batch (in multiples of 4 rows) so that a small batch still splits in two; U is packed once per call,
+// so a smaller chunk costs little.
+inline std::int64_t recurrence_chunk_rows(std::int64_t batch, std::int64_t hidden_size) {
+  const std::int64_t half = (batch / 2 + 3) / 4 * 4;
+  return std::max<std::int64_t>(4, std::min<std::int64_t>(hidden_size < 256 ? 16 : 32, half));
+}
 
 // The compile-time variant of the cell: peephole kind, the output peephole's source, and zoneout on or off.
 template <Peephole kPeephole, OutputPeepholeSource kSource, bool kZoneout>
