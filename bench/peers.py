@@ -39,10 +39,15 @@ import time
 import types
 from typing import Callable, Optional
 
-import numpy as np
+# The environment the workers start from: this one as it was before anything here imported lstm_native,
+# which sets OMP_WAIT_POLICY=PASSIVE for its own OpenMP runtime. Inherited, that setting made PyTorch's
+# two-thread runs (its OpenMP regions are many and short) several times slower than with its own default.
+WORKER_ENVIRON = dict(os.environ)
 
-import throughput  # bench/throughput.py (this script's folder is sys.path[0]): timing loop, machine helpers
-from throughput import MIN_REPEAT_S, SGEMM_N, cpu_model, numpy_blas, seconds_per_call, summary
+import numpy as np  # noqa: E402
+
+import throughput  # noqa: E402  bench/throughput.py (this script's folder is sys.path[0]): timing loop, machine helpers
+from throughput import MIN_REPEAT_S, SGEMM_N, cpu_model, numpy_blas, seconds_per_call, summary  # noqa: E402
 
 CONFIGS = {**throughput.CONFIGS, "long": (16, 1000, 64, 128)}  # name: (B, T, I, H)
 MODES = ("train", "infer")
@@ -328,7 +333,7 @@ def worker(args) -> None:
 
 def run_worker(args, impl: str, threads: int) -> list[dict]:
     """The records of a worker subprocess; a "failed" record when it exits with an error."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+    env = dict(WORKER_ENVIRON, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     command = [sys.executable, __file__, "--worker", impl, str(threads), "--configs", *args.configs,
                "--repeats", str(args.repeats)] + ["--quick"] * args.quick + ["--check"] * args.check
