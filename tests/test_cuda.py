@@ -12,6 +12,7 @@ import pytest
 
 import lstm_native
 from lstm_native import _core, cuda
+import test_regularization
 from reference import max_rel_error, random_inputs, random_mask, random_params
 
 requires_gpu = pytest.mark.skipif(
@@ -19,15 +20,8 @@ requires_gpu = pytest.mark.skipif(
     reason="no CUDA device usable" if lstm_native.with_cuda else "CPU-only build (LSTM_NATIVE_CUDA was OFF or no toolkit)")
 
 GRAD_NAMES = ("dx", "dh0", "dc0", "dW", "dU", "db", "dp", "dW_hr")
-RATES = {
-    "none": {},
-    "dropout": dict(dropout=0.3),
-    "recurrent_dropout": dict(recurrent_dropout=0.4),
-    "zoneout": dict(zoneout_h=0.3, zoneout_c=0.5),
-    "weight_drop": dict(weight_drop=0.5),
-    "all": dict(dropout=0.2, recurrent_dropout=0.25, zoneout_h=0.15, zoneout_c=0.1, weight_drop=0.3),
-}
-SEED = 12345678901
+RATES = {"none": {}, **test_regularization.RATES}
+SEED = test_regularization.SEED
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
 

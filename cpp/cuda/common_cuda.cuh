@@ -33,12 +33,10 @@ cublasHandle_t cublas_handle(cudaStream_t stream);
 
 // Row-major C [M,N] = alpha op(A) op(B) + beta C, A, B, C with row strides lda, ldb, ldc (cuBLAS is
 // column-major: a row-major X is a column-major Xᵀ, so this computes Cᵀ = op(B)ᵀ op(A)ᵀ).
-void gemm(cublasHandle_t handle, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
-          float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
-          std::int64_t ldc);
-void gemm(cublasHandle_t handle, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
-          double alpha, const double* A, std::int64_t lda, const double* B, std::int64_t ldb, double beta, double* C,
-          std::int64_t ldc);
+// T: float or double.
+template <class T>
+void gemm(cublasHandle_t handle, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha,
+          const T* A, std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc);
 
 // Stream-ordered scratch memory of `count` elements of T, freed (stream-ordered) when it goes out of scope.
 template <class T>

@@ -1,6 +1,7 @@
 // Device queries, memory helpers, the per-thread cuBLAS handles and the row-major GEMM wrappers.
 #include <climits>
 #include <map>
+#include <type_traits>
 #include <utility>
 
 #include "common_cuda.cuh"
@@ -66,23 +67,25 @@ cublasHandle_t cublas_handle(cudaStream_t stream) {
   return found->second;
 }
 
-void gemm(cublasHandle_t handle, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
-          float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
-          std::int64_t ldc) {
+template <class T>
+void gemm(cublasHandle_t handle, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha,
+          const T* A, std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
   if (M == 0 || N == 0) return;
-  LSTM_NATIVE_CUDA_CHECK(cublasSgemm(handle, op(trans_b), op(trans_a), checked_int(N, "N"), checked_int(M, "M"),
-                                     checked_int(K, "K"), &alpha, B, checked_int(ldb, "ldb"), A,
-                                     checked_int(lda, "lda"), &beta, C, checked_int(ldc, "ldc")));
+  const auto call = [&](auto cublas_gemm) {
+    LSTM_NATIVE_CUDA_CHECK(cublas_gemm(handle, op(trans_b), op(trans_a), checked_int(N, "N"), checked_int(M, "M"),
+                                       checked_int(K, "K"), &alpha, B, checked_int(ldb, "ldb"), A,
+                                       checked_int(lda, "lda"), &beta, C, checked_int(ldc, "ldc")));
+  };
+  if constexpr (std::is_same_v<T, float>)
+    call(cublasSgemm);
+  else
+    call(cublasDgemm);
 }
 
-void gemm(cublasHandle_t handle, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
-          double alpha, const double* A, std::int64_t lda, const double* B, std::int64_t ldb, double beta, double* C,
-          std::int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  LSTM_NATIVE_CUDA_CHECK(cublasDgemm(handle, op(trans_b), op(trans_a), checked_int(N, "N"), checked_int(M, "M"),
-                                     checked_int(K, "K"), &alpha, B, checked_int(ldb, "ldb"), A,
-                                     checked_int(lda, "lda"), &beta, C, checked_int(ldc, "ldc")));
-}
+template void gemm<float>(cublasHandle_t, bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,
+                          std::int64_t, const float*, std::int64_t, float, float*, std::int64_t);
+template void gemm<double>(cublasHandle_t, bool, bool, std::int64_t, std::int64_t, std::int64_t, double,
+                           const double*, std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
 
 }  // namespace detail
 }  // namespace lstm_native::cuda

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import gate_orders
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, InputLayer, Masking
+from .layers.bidirectional import recurrent_layers
 from .models import Sequential
 
 # The constructor arguments that carry over, for each layer type both libraries have (same names, same
@@ -86,7 +87,7 @@ def to_keras(model: Sequential):
     if not model.built:
         raise ValueError("to_keras: build the model first (give it an input shape, or call it once)")
     for layer in model.layers:
-        for lstm in _lstms(layer):
+        for lstm in recurrent_layers(layer):
             _check_plain(lstm, "to_keras", "Keras' LSTM")
     first = model.layers[0]
     input_dtype = "int32" if isinstance(first, Embedding) else first.dtype.name
@@ -116,13 +117,6 @@ def _check_plain(lstm, where: str, target: str, projection: bool = False) -> Non
         raise ValueError(f"{where}: {lstm.name} has peephole={lstm.peephole!r}, which {target} cannot express; only "
                          "LSTMs with peephole=None export")
     _check_expressible(lstm, where, target, projection)
-
-
-def _lstms(layer):
-    """The LSTM layers of `layer`: itself, a Bidirectional's two, or none."""
-    if isinstance(layer, Bidirectional):
-        return [layer.forward_layer, layer.backward_layer]
-    return [layer] if isinstance(layer, LSTM) else []
 
 
 # ------------------------------------------------------------------------------------------------ PyTorch
@@ -206,7 +200,7 @@ def to_torch_lstm(layers) -> dict:
     bidirectional = isinstance(layers[0], Bidirectional)
     state_dict = {}
     for k, layer in enumerate(layers):
-        lstms = _lstms(layer)
+        lstms = recurrent_layers(layer)
         if isinstance(layer, Bidirectional) != bidirectional or not lstms:
             raise ValueError(f"to_torch_lstm: {layer.name}: expected only LSTM layers or only Bidirectional layers")
         if bidirectional and layer.merge_mode != "concat":

@@ -15,6 +15,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving, utils
 from .layers.base import Layer
+from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
 from .variables import WeightContainer
 
@@ -124,11 +125,10 @@ class Sequential(WeightContainer):
         print_fn(f" Trainable params: {trainable:,}")
         print_fn(f" Non-trainable params: {self.count_params() - trainable:,}")
         for layer in self._layers:
-            lstms = [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
-            saving = sum(lstm.projection_saving() for lstm in lstms if hasattr(lstm, "projection_saving"))
+            lstms = recurrent_layers(layer)
+            saving = sum(lstm.projection_saving() for lstm in lstms)
             if saving:
-                lstm = lstms[0]
-                print_fn(f" {layer.name}: proj_size={lstm.proj_size} of units={lstm.units} saves {saving:,} params")
+                print_fn(f" {layer.name}: proj_size={lstms[0].proj_size} of units={lstms[0].units} saves {saving:,} params")
 
     # -- computation -------------------------------------------------------------------------------------
     def _prepare_x(self, x) -> np.ndarray:

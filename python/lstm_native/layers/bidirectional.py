@@ -12,8 +12,12 @@ from .base import Layer
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
+def _is_recurrent(layer) -> bool:
+    return hasattr(layer, "go_backwards") and hasattr(layer, "return_sequences")
+
+
 def _check_recurrent(layer, what: str) -> None:
-    if not hasattr(layer, "go_backwards") or not hasattr(layer, "return_sequences"):
+    if not _is_recurrent(layer):
         raise ValueError(f"{what}: expected a recurrent layer such as LSTM, got {type(layer).__name__}")
     if getattr(layer, "return_state", False):
         raise ValueError(f"{what}: return_state=True is not supported inside Bidirectional")
@@ -121,3 +125,10 @@ class Bidirectional(Layer):
             if config.get(name) is not None:
                 config[name] = deserialize(config[name])
         return cls(**config)
+
+
+def recurrent_layers(layer) -> list:
+    """The recurrent layers (LSTMs) of `layer`: a Bidirectional's two, the layer itself, or none."""
+    if isinstance(layer, Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    return [layer] if _is_recurrent(layer) else []
