@@ -7,25 +7,32 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
+logs="${LOGS:-${OUT:-/tmp}}"  # where the full build and test logs go
+PY="${PYTHON:-python3}"  # the interpreter that has a CUDA torch (PYTHON=... to pick another)
+export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
 echo "== machine"; date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || status=1
-nproc; python --version; nvcc --version | tail -1
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())" || true
+nproc; "$PY" --version; nvcc --version | tail -1
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())" || true
 # cuBLAS: the toolkit's, or the nvidia-cublas wheel's (installed here if neither is present and pip can reach an index)
-if ! ls "${CUDA_HOME:-/usr/local/cuda}"/lib64/libcublas.so* >/dev/null 2>&1 && ! python -c "import nvidia.cu13" 2>/dev/null; then
-  python -m pip install -q --retries 0 --timeout 10 nvidia-cublas || echo "(no cuBLAS found and nvidia-cublas could not be installed)"
+if ! ls "${CUDA_HOME:-/usr/local/cuda}"/lib64/libcublas.so* >/dev/null 2>&1 && ! "$PY" -c "import nvidia.cu13" 2>/dev/null; then
+  "$PY" -m pip install -q --retries 0 --timeout 10 nvidia-cublas || echo "(no cuBLAS found and nvidia-cublas could not be installed)"
 fi
 
 echo "== build (LSTM_NATIVE_CUDA=ON, sm_90)"
 start=$(date +%s)
-python -m pip install -q --no-build-isolation --no-deps -Ccmake.define.LSTM_NATIVE_CUDA=ON . 2>&1 | tail -20 \
-  || { echo "BUILD FAILED"; exit 1; }
+"$PY" -m pip install -v --no-build-isolation --no-deps -Ccmake.define.LSTM_NATIVE_CUDA=ON . >"$logs/build.log" 2>&1 \
+  || { tail -40 "$logs/build.log"; echo "BUILD FAILED"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
-python -c "import lstm_native, lstm_native.cuda as c; print('with_cuda', lstm_native.with_cuda, 'devices', c.device_count(), 'isa', lstm_native.isa)"
+"$PY" -c "import lstm_native, lstm_native.cuda as c; print('with_cuda', lstm_native.with_cuda, 'devices', c.device_count(), 'isa', lstm_native.isa)"
 
-echo "== tests/test_cuda.py"
-timeout 240 python -m pytest tests/test_cuda.py -q -rs 2>&1 | tail -25 || status=1
+echo "== tests/test_cuda*.py"
+# With pytest-xdist, a crashing test takes down its worker only, and the others still report.
+workers=$("$PY" -c "import xdist" 2>/dev/null && echo "-n 4")
+timeout 240 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_persistent.py $workers -q -rs --tb=short \
+  -p no:cacheprovider >"$logs/test_cuda.log" 2>&1 || status=1
+grep -E "^(FAILED|ERROR)|crashed|node down" "$logs/test_cuda.log" | head -30; tail -3 "$logs/test_cuda.log"
 
 echo "== bench/gpu.py"
-timeout 240 python bench/gpu.py --repeats 10 || status=1
+timeout 240 "$PY" bench/gpu.py --repeats 10 || status=1
 echo "== done (status $status)"; date -u
 exit $status

@@ -2,8 +2,10 @@
 // GEMM x W over all steps (+ b), then per step one GEMM h_{t-1} U (plus c P_k for Peephole::Full) and one
 // fused elementwise kernel (peepholes, activations, state update, zoneout, masks, y).
 // With a projection (P >= 1) the kernel writes m_t = o ⊙ tanh(c_t), then one GEMM h_t = m_t W_hr and a small
-// kernel for masked rows and y. Not done yet: CUDA graphs (or a persistent kernel) for the per-step loop.
+// kernel for masked rows and y. Inference at small batches takes one persistent kernel for all steps instead
+// (persistent_inference_cuda.cu) where it applies.
 #include "common_cuda.cuh"
+#include "persistent_inference_cuda.cuh"
 
 namespace lstm_native::cuda {
 namespace detail {
@@ -225,8 +227,12 @@ void forward_inference(const CellConfig& config, const Weights<T>& weights, cons
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size;
   // Batch-first gates: row b of step t at (b*T + t)*4H, so x W needs no transpose.
-  Scratch<T> gates(B * time * 4 * H, stream), h(2 * B * output_size(config), stream), c(2 * B * H, stream);
+  Scratch<T> gates(B * time * 4 * H, stream);
   input_projection(in.x.data, B * time, config, weights, gates.get(), stream);
+  if (persistent_forward_inference(config, weights, in, out, dims, static_cast<const T*>(gates.get()), regularization,
+                                   stream))
+    return;
+  Scratch<T> h(2 * B * output_size(config), stream), c(2 * B * H, stream);
   const Buffers<T> buf{gates.get(), 4 * H, time * 4 * H, h.get(), c.get(), nullptr, nullptr, true};
   run_steps<T>(config, weights, in, out, dims, buf, regularization, false, weights.U.data, nullptr, stream);
 }
