@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import lstm_native
+import lstm_native.cuda
 from lstm_native import ops
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +41,19 @@ def expected_final_h() -> np.ndarray:
     return ops.lstm_forward(x, W, U, b, p, peephole="diagonal").h.ravel()
 
 
-def build_and_run_example(prefix: Path, build_dir: Path) -> np.ndarray:
+def build_example(prefix: Path, build_dir: Path) -> None:
     run("cmake", "-S", EXAMPLE, "-B", build_dir, f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release")
     run("cmake", "--build", build_dir)
-    output = run(build_dir / "forward_example")
-    assert output.startswith(f"lstm_native {lstm_native.__version__}, final h:")
+
+
+def final_h(output: str) -> np.ndarray:
+    assert output.startswith(f"lstm_native {lstm_native.__version__}, final h:"), output
     return np.array([float(line) for line in output.splitlines()[1:]])
+
+
+def build_and_run_example(prefix: Path, build_dir: Path) -> np.ndarray:
+    build_example(prefix, build_dir)
+    return final_h(run(build_dir / "forward_example"))
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +83,19 @@ def test_example_against_a_standalone_install(standalone_prefix, tmp_path):
     ), "the installed package must not need Eigen"
     h = build_and_run_example(standalone_prefix, tmp_path / "example")
     np.testing.assert_allclose(h, expected_final_h(), rtol=0, atol=1e-5)
+
+
+def test_cuda_example_against_a_standalone_install(standalone_prefix, tmp_path):
+    """With the CUDA backend built, the package exports lstm_native::lstm_native_cuda and installs cuda.hpp:
+    examples/cpp/cuda_forward.cpp links against them and computes forward_example's h on a GPU (or, without
+    one, says so)."""
+    targets = (standalone_prefix / "lib" / "cmake" / "lstm_native" / "lstm_nativeTargets.cmake").read_text()
+    if "lstm_native_cuda" not in targets:
+        pytest.skip("this install has no CUDA backend (no CUDA toolkit with cuBLAS where it was built)")
+    assert (standalone_prefix / "include" / "lstm_native" / "cuda.hpp").is_file()
+    build_example(standalone_prefix, tmp_path / "example")
+    output = run(tmp_path / "example" / "cuda_forward_example")
+    if "no CUDA device" in output:
+        assert not lstm_native.cuda.is_available()
+    else:
+        np.testing.assert_allclose(final_h(output), expected_final_h(), rtol=0, atol=1e-5)

@@ -254,9 +254,11 @@ void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const 
       if (!current) gemm(handle, false, true, B, H, H, T(1), gates + 3 * H, G, p + 2 * H * H, H, T(1), dc.get(), H);
     }
     gemm(handle, false, true, B, Ho, G, T(1), gates, G, U, G, T(0), dh.get(), Ho);  // dh_{t-1} = dz_t Uᵀ
-    recurrent_gradient_kernel<T><<<unsigned((B * Ho + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-        dh.get(), dh_t, static_cast<const T*>(masks.recurrent.get()), carry_h.get(), mask.data, t, time, B, Ho);
-    LSTM_NATIVE_CUDA_LAUNCHED();
+    if (mask.data || masks.recurrent.get() || zoneout) {  // else dz_t Uᵀ is ∂L/∂h_{t-1} already
+      recurrent_gradient_kernel<T><<<unsigned((B * Ho + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+          dh.get(), dh_t, static_cast<const T*>(masks.recurrent.get()), carry_h.get(), mask.data, t, time, B, Ho);
+      LSTM_NATIVE_CUDA_LAUNCHED();
+    }
   }
   if (!grads.dh0.empty())
     LSTM_NATIVE_CUDA_CHECK(cudaMemcpyAsync(grads.dh0.data, dh.get(), sizeof(T) * B * Ho, cudaMemcpyDeviceToDevice, stream));

@@ -1,18 +1,12 @@
 // Runs one forward pass of a diagonal-peephole LSTM through the installed C++ API and prints the final
 // hidden state. The weights and inputs follow a formula, so that Python can recompute the same numbers
 // (tests/test_cpp_consumer.py does).
-#include <cmath>
 #include <cstdio>
 #include <vector>
 
 #include <lstm_native/lstm_native.hpp>
 
-// Deterministic, well-scaled values: 0.5 sin(seed + 0.37 k) for the k-th element.
-static std::vector<float> pattern(std::size_t n, float seed) {
-  std::vector<float> values(n);
-  for (std::size_t k = 0; k < n; ++k) values[k] = 0.5f * std::sin(seed + 0.37f * static_cast<float>(k));
-  return values;
-}
+#include "pattern.hpp"
 
 int main() {
   namespace ln = lstm_native;
