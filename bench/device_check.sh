@@ -25,14 +25,16 @@ start=$(date +%s)
 echo "build: $(( $(date +%s) - start )) s"
 "$PY" -c "import lstm_native, lstm_native.cuda as c; print('with_cuda', lstm_native.with_cuda, 'devices', c.device_count(), 'isa', lstm_native.isa)"
 
-echo "== tests/test_cuda*.py"
+echo "== tests/test_cuda*.py and the GPU-related C++/packaging tests"
 # With pytest-xdist, a crashing test takes down its worker only, and the others still report.
 workers=$("$PY" -c "import xdist" 2>/dev/null && echo "-n 4")
-timeout 240 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_persistent.py $workers -q -rs --tb=short \
-  -p no:cacheprovider >"$logs/test_cuda.log" 2>&1 || status=1
+# Also: the C++ package's CUDA example (a standalone install), and the modules' symbol hygiene.
+timeout 300 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_persistent.py tests/test_module_symbols.py \
+  tests/test_cpp_consumer.py::test_cuda_example_against_a_standalone_install $workers -q -rs --tb=short \
+  -p no:cacheprovider -p no:benchmark >"$logs/test_cuda.log" 2>&1 || status=1
 grep -E "^(FAILED|ERROR)|crashed|node down" "$logs/test_cuda.log" | head -30; tail -3 "$logs/test_cuda.log"
 
 echo "== bench/gpu.py"
-timeout 240 "$PY" bench/gpu.py --repeats 10 || status=1
+timeout 240 "$PY" bench/gpu.py --repeats 20 || status=1
 echo "== done (status $status)"; date -u
 exit $status

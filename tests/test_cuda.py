@@ -1,23 +1,29 @@
 """The CUDA backend against the CPU backend: forward (inference and training) and every gradient, for all six
 cell variants, with masks, h0/c0, zero_output_for_mask and every regularizer under the same seed (so both
-draw the same masks), float32 (<= 1e-5 relative to the largest value) and float64.
+draw the same masks), float32 (<= 1e-5 relative to the largest value) and float64; then device="cuda" in
+lstm_native.ops, the LSTM layer and Sequential, and arrays on the GPU given through DLPack.
 
 The GPU comparisons need a CUDA build (lstm_native.with_cuda) and a GPU; elsewhere they are skipped with the
-reason. The availability API is tested everywhere."""
+reason. The availability API, the refusals where no GPU is usable and the checks of DLPack arrays that happen
+before any device work are tested everywhere."""
 
 from __future__ import annotations
+
+import ctypes
+import json
 
 import numpy as np
 import pytest
 
 import lstm_native
-from lstm_native import _core, cuda
+from lstm_native import _core, cuda, ops
+from lstm_native.layers import LSTM, Bidirectional, Dense
+from lstm_native.models import Sequential
 import test_regularization
 from reference import max_rel_error, random_inputs, random_mask, random_params
 
-requires_gpu = pytest.mark.skipif(
-    not cuda.is_available(),
-    reason="no CUDA device usable" if lstm_native.with_cuda else "CPU-only build (LSTM_NATIVE_CUDA was OFF or no toolkit)")
+requires_gpu = pytest.mark.skipif(not cuda.is_available(), reason=cuda.unavailable_reason() or "")
+requires_cuda_build = pytest.mark.skipif(not lstm_native.with_cuda, reason=cuda.unavailable_reason() or "")
 
 GRAD_NAMES = ("dx", "dh0", "dc0", "dW", "dU", "db", "dp", "dW_hr")
 RATES = {"none": {}, **test_regularization.RATES}
@@ -51,11 +57,59 @@ def test_gpu_call_without_a_device_raises_cleanly(rng):
         _core.cuda_forward(**arrays)
 
 
-def test_layer_rejects_cuda_with_a_clear_message():
-    from lstm_native.layers import LSTM
-
+def test_device_cuda_where_unavailable_raises_clearly(rng):
+    """Without a usable GPU: ops raise RuntimeError with the reason, layers and models ValueError; with one, the
+    layer runs."""
+    if cuda.is_available():
+        layer = LSTM(4, device="cuda")
+        x = rng.standard_normal((3, 5, 2)).astype(np.float32)
+        y = layer(x)
+        reference = LSTM(4)
+        reference.build(x.shape)
+        reference.set_weights(layer.get_weights())
+        assert max_rel_error(y, reference(x)) <= 1e-5
+        return
+    reason = cuda.unavailable_reason()
+    assert reason
+    arrays, _ = case(rng, "diagonal", np.float32)
+    with pytest.raises(RuntimeError, match="cuda") as error:
+        ops.lstm_forward(arrays["x"], arrays["W"], arrays["U"], arrays["b"], arrays["p"], device="cuda")
+    assert reason in str(error.value)
     with pytest.raises(ValueError, match="device"):
         LSTM(4, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        Sequential([LSTM(4)], device="cuda")
+
+
+@pytest.mark.parametrize("device", ["gpu", "CUDA", None, 0])
+def test_unknown_devices_are_refused(rng, device):
+    arrays, _ = case(rng, "diagonal", np.float32)
+    with pytest.raises(ValueError, match="device"):
+        ops.lstm_forward(arrays["x"], arrays["W"], arrays["U"], arrays["b"], arrays["p"], device=device)
+    with pytest.raises(ValueError, match="device"):
+        LSTM(4, device=device)
+    if device is not None:  # Sequential's None: each layer keeps its own device
+        with pytest.raises(ValueError, match="device"):
+            Sequential([LSTM(4)], device=device)
+
+
+def test_sequential_sets_every_lstms_device_and_never_saves_it(monkeypatch):
+    """Every LSTM, those in Bidirectional and those added later included, gets the model's device; no config
+    holds it, so a model rebuilt from its config (a saved file) runs on the CPU. (CUDA is pretended available:
+    nothing runs here.)"""
+    monkeypatch.setattr(cuda, "unavailable_reason", lambda: None)
+    model = Sequential([Bidirectional(LSTM(3, return_sequences=True), input_shape=(5, 2)), LSTM(3, return_sequences=True)],
+                       device="cuda")
+    model.add(Bidirectional(LSTM(2)))
+    model.add(Dense(1))
+    lstms = [lstm for layer in model.layers for lstm in ([layer.forward_layer, layer.backward_layer]
+                                                         if isinstance(layer, Bidirectional) else [layer])
+             if isinstance(lstm, LSTM)]
+    assert len(lstms) == 5 and all(lstm.device == "cuda" for lstm in lstms)
+    config = model.get_config()
+    assert "device" not in json.dumps(config)
+    rebuilt = Sequential.from_config(config)
+    assert rebuilt.device is None and rebuilt.layers[1].device == "cpu"
 
 
 def case(rng, peephole, dtype, B=5, T=6, I=7, H=8, masked=True, P=None):
@@ -158,3 +212,197 @@ def test_gpu_rejects_bad_arguments(rng):
         U = rng.standard_normal((P, 32)).astype(np.float32)
         W_hr = rng.standard_normal((8, P)).astype(np.float32)
         _core.cuda_forward(**{**arrays, "U": U, "h0": None, "W_hr": W_hr}, zoneout_h=0.1)
+
+
+# ---- device="cuda" in lstm_native.ops, the layers and Sequential ----
+
+OPS_CASES = {  # (peephole, output_peephole_source, projection size, rates)
+    "diagonal": ("diagonal", "current", None, {}),
+    "full-previous-regularized": ("full", "previous", None, test_regularization.RATES["all"]),
+    "none-projected-dropout": (None, "current", 3, dict(dropout=0.2, recurrent_dropout=0.3, weight_drop=0.4)),
+}
+
+
+def ops_run(arrays, grads_in, peephole, source, rates, device):
+    weights = [arrays[k] for k in ("W", "U", "b", "p")]
+    out = ops.lstm_forward(arrays["x"], *weights, W_hr=arrays.get("W_hr"), peephole=peephole,
+                           output_peephole_source=source, h0=arrays["h0"], c0=arrays["c0"], mask=arrays["mask"],
+                           training=True, seed=SEED, device=device, **rates)
+    inference = ops.lstm_forward(arrays["x"], *weights, W_hr=arrays.get("W_hr"), peephole=peephole,
+                                 output_peephole_source=source, h0=arrays["h0"], c0=arrays["c0"], mask=arrays["mask"],
+                                 device=device, **rates)
+    grads = ops.lstm_backward(out.context, dy=grads_in["dy"], dh=grads_in["dh_n"], dc=grads_in["dc_n"])
+    return out[:3] + inference[:3] + tuple(grads), out.context
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", OPS_CASES)
+def test_ops_on_cuda_match_the_cpu(rng, dtype, name):
+    peephole, source, P, rates = OPS_CASES[name]
+    arrays, grads_in = case(rng, peephole, dtype, P=P)
+    want, _ = ops_run(arrays, grads_in, peephole, source, rates, "cpu")
+    got, context = ops_run(arrays, grads_in, peephole, source, rates, "cuda")
+    assert_close(got, want, dtype, ("y", "h", "c", "y_inference", "h_inference", "c_inference") + GRAD_NAMES)
+    assert context.device == "cuda" and context.consumed
+    with pytest.raises(ValueError, match="consumed"):
+        ops.lstm_backward(context, dy=grads_in["dy"])
+
+
+@requires_gpu
+def test_cuda_backward_consumes_its_state_once(rng):
+    arrays, grads_in = case(rng, "diagonal", np.float32)
+    y, h, c, state = _core.cuda_forward_training(**arrays, seed=SEED)
+    with pytest.raises(ValueError, match="dy"):  # a bad argument leaves the state usable
+        _core.cuda_backward(state, dy=grads_in["dy"][:, :-1].copy())
+    with pytest.raises(TypeError, match="dy"):
+        _core.cuda_backward(state, dy=grads_in["dy"].astype(np.float64))
+    got = _core.cuda_backward(state, **grads_in)
+    want = cpu_run(arrays, grads_in, "diagonal", "current", False, True, {})
+    assert_close((y, h, c) + tuple(got), want, np.float32, ("y", "h_n", "c_n") + GRAD_NAMES)
+    with pytest.raises(ValueError, match="consumed"):
+        _core.cuda_backward(state, **grads_in)
+
+
+def small_model(device, seed):
+    return Sequential([LSTM(8, input_shape=(6, 4), return_sequences=True, recurrent_dropout=0.2, seed=seed),
+                       Bidirectional(LSTM(5, zoneout_h=0.1, seed=seed + 1)),
+                       Dense(3, activation="softmax")], device=device)
+
+
+@requires_gpu
+def test_sequential_fits_on_cuda_as_on_the_cpu(rng):
+    """Two epochs from the same weights, with the layers' regularizers seeded alike: the same losses."""
+    x = rng.standard_normal((40, 6, 4)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)]
+    models = {device: small_model(device, seed=7) for device in ("cpu", "cuda")}
+    models["cuda"].set_weights(models["cpu"].get_weights())
+    losses = {}
+    for device, model in models.items():
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        losses[device] = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history["loss"]
+    assert len(losses["cuda"]) == 2
+    assert max_rel_error(losses["cuda"], losses["cpu"]) <= 1e-4
+    assert max_rel_error(models["cuda"].predict(x), models["cpu"].predict(x)) <= 1e-4
+
+
+# ---- arrays on the GPU through DLPack ----
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32), ("dtype", _DLDataType),
+                ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
+                ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):
+    pass
+
+
+_DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(_DLManagedTensor))
+_DLManagedTensor._fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _DELETER)]
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.restype, _capsule_new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+_capsule_name = ctypes.pythonapi.PyCapsule_GetName
+_capsule_name.restype, _capsule_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+_DLTENSOR = ctypes.create_string_buffer(b"dltensor")  # a capsule keeps a pointer to its name
+
+
+class FakeCudaArray:
+    """A DLPack producer (of a capsule without a destructor) that claims CUDA memory it does not have: every
+    instance has a defect that the binding must find before any device work. It records the stream it is
+    given and its deleter's calls; ``capsule`` is the capsule it returned."""
+
+    def __init__(self, shape, bits=32, strides=None, byte_offset=0, device_type=2):
+        self.shape = (ctypes.c_int64 * len(shape))(*shape)
+        self.strides = None if strides is None else (ctypes.c_int64 * len(strides))(*strides)
+        self.deleted, self.streams, self.capsule = 0, [], None
+        self.deleter = _DELETER(self._delete)
+        self.managed = _DLManagedTensor()
+        tensor = self.managed.dl_tensor
+        tensor.data, tensor.device, tensor.ndim = 1 << 20, _DLDevice(device_type, 0), len(shape)
+        tensor.dtype, tensor.shape, tensor.byte_offset = _DLDataType(2, bits, 1), self.shape, byte_offset
+        tensor.strides = self.strides
+        self.managed.deleter = self.deleter
+
+    def _delete(self, managed):
+        self.deleted += 1
+
+    def __dlpack_device__(self):
+        return (self.managed.dl_tensor.device.device_type, 0)
+
+    def __dlpack__(self, stream=None):
+        self.streams.append(stream)
+        self.capsule = _capsule_new(ctypes.addressof(self.managed), _DLTENSOR, None)
+        return self.capsule
+
+
+@requires_cuda_build
+@pytest.mark.parametrize(("fake", "error", "match"), [
+    (dict(bits=64), TypeError, "x: expected dtype float32"),
+    (dict(strides=(24, 1, 6)), ValueError, "x: must be C-contiguous"),
+    (dict(byte_offset=2), ValueError, "x: must be aligned"),
+], ids=["dtype", "strides", "alignment"])
+def test_dlpack_arrays_are_checked_taken_and_handed_back(rng, fake, error, match):
+    """The capsule protocol: __dlpack__(stream=1) (the legacy default stream), the capsule renamed
+    "used_dltensor", the deleter called once; and a defect found before any device work."""
+    arrays, _ = case(rng, "diagonal", np.float32)
+    x = FakeCudaArray(arrays["x"].shape, **fake)
+    with pytest.raises(error, match=match):
+        _core.cuda_forward(**{**arrays, "x": x})
+    assert x.streams == [1] and x.deleted == 1
+    assert _capsule_name(x.capsule) == b"used_dltensor"
+
+
+@requires_cuda_build
+def test_dlpack_arrays_off_the_gpu_are_refused(rng):
+    arrays, _ = case(rng, "diagonal", np.float32)
+    cpu = FakeCudaArray(arrays["h0"].shape, device_type=1)
+    with pytest.raises(TypeError, match="h0: expected a numpy array or an array on a CUDA device"):
+        _core.cuda_forward(**{**arrays, "h0": cpu})
+    assert cpu.streams == [] and cpu.deleted == 0  # never exported
+    with pytest.raises(TypeError, match="x: expected a numpy array or a CUDA array"):
+        _core.cuda_forward(**{**arrays, "x": arrays["x"].tolist()})
+
+
+def test_ops_on_the_cpu_refuse_gpu_arrays(rng):
+    arrays, _ = case(rng, "diagonal", np.float32)
+    x = FakeCudaArray(arrays["x"].shape)
+    with pytest.raises(TypeError, match="x: an array on a CUDA device needs device='cuda'"):
+        ops.lstm_forward(x, arrays["W"], arrays["U"], arrays["b"], arrays["p"])
+    assert x.streams == []
+
+
+@requires_gpu
+def test_torch_cuda_tensors_are_read_in_place(rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this torch has no CUDA")
+    arrays, grads_in = case(rng, "diagonal", np.float32)
+    on_gpu = {k: torch.from_numpy(arrays[k]).cuda() for k in ("x", "h0", "c0")}
+    weights = [arrays[k] for k in ("W", "U", "b", "p")]
+    for training in (False, True):
+        want = ops.lstm_forward(arrays["x"], *weights, h0=arrays["h0"], c0=arrays["c0"], mask=arrays["mask"],
+                                training=training, device="cuda")
+        got = ops.lstm_forward(on_gpu["x"], *weights, h0=on_gpu["h0"], c0=on_gpu["c0"], mask=arrays["mask"],
+                               training=training, device="cuda")
+        assert_close(got[:3], want[:3], np.float32, ("y", "h", "c"))
+    dy = torch.from_numpy(grads_in["dy"]).cuda()
+    assert_close(ops.lstm_backward(got.context, dy=dy), ops.lstm_backward(want.context, dy=grads_in["dy"]),
+                 np.float32, GRAD_NAMES)
+    with pytest.raises(TypeError, match="x: expected dtype float32"):
+        _core.cuda_forward(**{**arrays, "x": on_gpu["x"].double()})
+    with pytest.raises(ValueError, match="x: must be C-contiguous"):
+        _core.cuda_forward(**{**arrays, "x": on_gpu["x"].transpose(0, 1).contiguous().transpose(0, 1)})
+    if torch.cuda.device_count() > 1:
+        with pytest.raises(ValueError, match="x: on CUDA device 1"):
+            _core.cuda_forward(**{**arrays, "x": on_gpu["x"].to("cuda:1")})
+    with pytest.raises(TypeError, match="x: expected a numpy array or an array on a CUDA device"):
+        _core.cuda_forward(**{**arrays, "x": torch.from_numpy(arrays["x"])})

@@ -134,8 +134,9 @@ def test_loading_draws_no_random_numbers(tmp_path):
 
 
 # Arguments that a layer accepts at their default only (the native cell computes tanh and sigmoid, whole
-# sequences) or under another name (InputLayer's input_shape is its shape): configs leave them out.
-_DEFAULT_ONLY = {"LSTM": {"activation", "recurrent_activation", "unroll"}, "InputLayer": {"input_shape"}}
+# sequences), under another name (InputLayer's input_shape is its shape) or that belong to the machine, not
+# the model (LSTM's device): configs leave them out.
+_DEFAULT_ONLY = {"LSTM": {"activation", "recurrent_activation", "unroll", "device"}, "InputLayer": {"input_shape"}}
 
 
 def test_configs_hold_every_constructor_argument():

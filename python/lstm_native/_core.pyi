@@ -1,6 +1,8 @@
-"""Type stubs of the native module lstm_native._core (cpp/bindings/module.cpp)."""
+"""Type stubs of the native module lstm_native._core (cpp/bindings/module.cpp, cuda_bindings.cpp)."""
 
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from typing_extensions import TypedDict, Unpack
 
 import numpy as np
 
@@ -9,34 +11,55 @@ with_cuda: bool
 with_openmp: bool
 with_model_io: bool
 
+# (dx, dh0, dc0, dW, dU, db or None, dp or None, dW_hr or None)
+Gradients = Tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray],
+]
+
+class ForwardOptions(TypedDict, total=False):
+    """The keyword arguments that forward, cuda_forward and cuda_forward_training share besides x, W and U (with
+    the CUDA functions h0 and c0 may also be CUDA arrays with __dlpack__)."""
+
+    b: Optional[np.ndarray]  # default None
+    p: Optional[np.ndarray]  # default None
+    W_hr: Optional[np.ndarray]  # default None
+    h0: Optional[Any]  # default None
+    c0: Optional[Any]  # default None
+    mask: Optional[np.ndarray]  # default None
+    peephole: str  # default "diagonal"
+    output_peephole_source: str  # default "current"
+    zero_output_for_mask: bool  # default False
+    dropout: float  # default 0.0
+    recurrent_dropout: float  # default 0.0
+    zoneout_h: float  # default 0.0
+    zoneout_c: float  # default 0.0
+    weight_drop: float  # default 0.0
+    seed: int  # default 0
+
 def cpu_supports(isa: str) -> bool: ...
 def cuda_device_count() -> int: ...
-# Only in a CUDA build (with_cuda True): the GPU path on host arrays, copied to the device and back once per call.
+# Only in a CUDA build (with_cuda True): the GPU path. Numpy arrays are copied to the device and the outputs (numpy)
+# back once per call; x, h0, c0, dy, dh_n, dc_n may also be CUDA arrays with __dlpack__ (read in place).
+class CudaTrainingState: ...
+
+def cuda_forward_training(
+    *, x: Any, W: np.ndarray, U: np.ndarray, **options: Unpack[ForwardOptions]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, CudaTrainingState]: ...
+def cuda_backward(
+    state: CudaTrainingState, *, dy: Optional[Any] = ..., dh_n: Optional[Any] = ..., dc_n: Optional[Any] = ...
+) -> Gradients: ...
 def cuda_forward(
     *,
-    x: np.ndarray,
+    x: Any,
     W: np.ndarray,
     U: np.ndarray,
-    b: Optional[np.ndarray] = ...,
-    p: Optional[np.ndarray] = ...,
-    W_hr: Optional[np.ndarray] = ...,
-    h0: Optional[np.ndarray] = ...,
-    c0: Optional[np.ndarray] = ...,
-    mask: Optional[np.ndarray] = ...,
-    peephole: str = ...,
-    output_peephole_source: str = ...,
-    zero_output_for_mask: bool = ...,
     training: bool = ...,
-    dropout: float = ...,
-    recurrent_dropout: float = ...,
-    zoneout_h: float = ...,
-    zoneout_c: float = ...,
-    weight_drop: float = ...,
-    seed: int = ...,
-    dy: Optional[np.ndarray] = ...,
-    dh_n: Optional[np.ndarray] = ...,
-    dc_n: Optional[np.ndarray] = ...,
+    dy: Optional[Any] = ...,
+    dh_n: Optional[Any] = ...,
+    dc_n: Optional[Any] = ...,
     repeats: int = ...,
+    **options: Unpack[ForwardOptions],
 ) -> Union[Tuple[np.ndarray, ...], List[float]]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
@@ -45,23 +68,9 @@ def forward(
     x: np.ndarray,
     W: np.ndarray,
     U: np.ndarray,
-    b: Optional[np.ndarray] = None,
-    p: Optional[np.ndarray] = None,
-    W_hr: Optional[np.ndarray] = None,
-    h0: Optional[np.ndarray] = None,
-    c0: Optional[np.ndarray] = None,
-    mask: Optional[np.ndarray] = None,
-    peephole: str = "diagonal",
-    output_peephole_source: str = "current",
-    zero_output_for_mask: bool = False,
     training: bool = False,
-    dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    zoneout_h: float = 0.0,
-    zoneout_c: float = 0.0,
-    weight_drop: float = 0.0,
-    seed: int = 0,
     workspace: Optional[np.ndarray] = None,
+    **options: Unpack[ForwardOptions],
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]: ...
 def backward(
     *,
@@ -86,10 +95,7 @@ def backward(
     zoneout_c: float = 0.0,
     weight_drop: float = 0.0,
     seed: int = 0,
-) -> Tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-    Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray],
-]: ...
+) -> Gradients: ...
 def step(
     *,
     x: np.ndarray,

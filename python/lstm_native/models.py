@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import callbacks as callbacks_module
+from . import cuda
 from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -31,10 +32,16 @@ def _check_samples(name: str, array, count: int) -> None:
 
 
 class Sequential(WeightContainer):
-    """A linear stack of layers, with Keras 3's training API."""
+    """A linear stack of layers, with Keras 3's training API.
 
-    def __init__(self, layers=None, name: Optional[str] = None):
+    ``device`` ("cpu" or "cuda"; ValueError where CUDA is not available) sets the device of every LSTM in the
+    model, those added later and those inside Bidirectional included; None (default) leaves each layer's own.
+    Not part of get_config.
+    """
+
+    def __init__(self, layers=None, name: Optional[str] = None, device: Optional[str] = None):
         self.name = name or "sequential"
+        self.device = None if device is None else cuda.check_device(device, unavailable=ValueError)
         self._layers: List[Layer] = []
         self._input_layer: Optional[InputLayer] = None
         self.built = False
@@ -57,6 +64,9 @@ class Sequential(WeightContainer):
             self._input_layer = layer
         else:
             self._layers.append(layer)
+        if self.device is not None:
+            for lstm in recurrent_layers(layer):
+                lstm.device = self.device
         shape = self._declared_input_shape()
         if shape is not None and not self.built:
             self.build(shape)

@@ -13,6 +13,11 @@ The cell is DESIGN.md section 1; ``lstm_native.lstm_native.hpp`` states it in fu
 or float64, taken from ``W``: every other float array must have the same dtype (``TypeError`` otherwise).
 Non-contiguous inputs are copied to contiguous ones here; the native module itself accepts only
 C-contiguous arrays and never copies.
+
+``device="cuda"`` (:mod:`lstm_native.cuda`) runs :func:`lstm_forward` and :func:`lstm_backward` on the current
+CUDA device. There x, h0, c0 and the output gradients may also be arrays on that device, given as any
+object with ``__dlpack__`` (CuPy arrays, PyTorch CUDA tensors): C-contiguous, of W's dtype, read in place.
+The outputs are numpy arrays. :func:`lstm_step` and :func:`lstm_trace` run on the CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from . import cuda
 from ._backend import core as _core
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
 
 PEEPHOLES = ("diagonal", "full", None)
 OUTPUT_PEEPHOLE_SOURCES = ("current", "previous")
+_KDLCUDA = 2  # DLPack's device type of CUDA memory
 
 # Spent training workspaces, kept for the next lstm_forward(training=True): a workspace is tens of MB
 # (42 MB at B=64, T=100, I=128, H=256), above the size glibc's malloc serves from its heap, so a fresh one
@@ -94,15 +101,17 @@ class LSTMGradients(NamedTuple):
 
 
 class ForwardContext:
-    """The training workspace of one forward pass. Consumed by one call of :func:`lstm_backward`."""
+    """The training workspace of one forward pass (with device="cuda", a ``_core.CudaTrainingState`` that keeps
+    it on the GPU). Consumed by one call of :func:`lstm_backward`."""
 
-    __slots__ = ("_args", "_workspace", "batch", "time")
+    __slots__ = ("_args", "_workspace", "batch", "time", "device")
 
-    def __init__(self, args: dict, workspace: np.ndarray, batch: int, time: int):
+    def __init__(self, args: dict, workspace, batch: int, time: int, device: str = "cpu"):
         self._args = args
         self._workspace = workspace
         self.batch = batch
         self.time = time
+        self.device = device
 
     @property
     def consumed(self) -> bool:
@@ -138,6 +147,22 @@ def _float_array(name: str, value, dtype: np.dtype) -> np.ndarray:
 
 def _optional_float_array(name: str, value, dtype: np.dtype) -> Optional[np.ndarray]:
     return None if value is None else _float_array(name, value, dtype)
+
+
+def _on_cuda(value) -> bool:
+    """Whether ``value`` is an array on a CUDA device by DLPack (CuPy arrays, PyTorch CUDA tensors)."""
+    dlpack_device = getattr(value, "__dlpack_device__", None)
+    return dlpack_device is not None and not isinstance(value, np.ndarray) and dlpack_device()[0] == _KDLCUDA
+
+
+def _sequence_array(name: str, value, dtype: np.dtype, device: str):
+    """x, h0, c0 or an output gradient: an array on the GPU passes to the core as it is (device="cuda", which
+    checks it and reads it in place), anything else becomes a numpy array."""
+    if value is None or not _on_cuda(value):
+        return _optional_float_array(name, value, dtype)
+    if device != "cuda":
+        raise TypeError(f"{name}: an array on a CUDA device needs device='cuda'")
+    return value
 
 
 def _as_mask(mask, lengths, x: np.ndarray) -> Optional[np.ndarray]:
@@ -196,8 +221,10 @@ def lstm_forward(
     zoneout_c: float = 0.0,
     weight_drop: float = 0.0,
     seed: int = 0,
+    device: str = "cpu",
 ) -> LSTMForward:
-    """Runs one LSTM layer over whole sequences.
+    """Runs one LSTM layer over whole sequences, on ``device`` ("cpu" or "cuda": RuntimeError where CUDA is
+    not available, ValueError for anything else).
 
     At a masked step (mask False, or past a sequence's length) the state is carried unchanged and the
     output is the carried h, or zero with ``zero_output_for_mask=True`` (as ONNX and PyTorch do).
@@ -212,6 +239,7 @@ def lstm_forward(
     (``W_hr``): ``ValueError``.
     """
     kind = _check_variant(peephole, output_peephole_source)
+    device = cuda.check_device(device)
     dtype = _compute_dtype(W)
     args = dict(
         W=_float_array("W", W, dtype),
@@ -229,13 +257,18 @@ def lstm_forward(
         weight_drop=float(weight_drop),
         seed=_seed(seed),
     )
-    x = _float_array("x", x, dtype)
+    if x is None:
+        raise TypeError("x: required, got None")
+    x, h0, c0 = (_sequence_array(name, value, dtype, device) for name, value in (("x", x), ("h0", h0), ("c0", c0)))
     args["mask"] = _as_mask(mask, lengths, x)
-    h0 = _optional_float_array("h0", h0, dtype)
-    c0 = _optional_float_array("c0", c0, dtype)
-    spare = _reusable_workspace(x, args) if training else None
-    y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare, **args)
-    context = ForwardContext(args, workspace, x.shape[0], x.shape[1]) if training else None
+    if device == "cuda" and training:
+        y, h, c, workspace = _core.cuda_forward_training(x=x, h0=h0, c0=c0, **args)
+    elif device == "cuda":
+        (y, h, c), workspace = _core.cuda_forward(x=x, h0=h0, c0=c0, **args), None
+    else:
+        spare = _reusable_workspace(x, args) if training else None
+        y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare, **args)
+    context = ForwardContext(args, workspace, x.shape[0], x.shape[1], device) if training else None
     return LSTMForward(y, h, c, context)
 
 
@@ -249,21 +282,18 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
         raise TypeError("context: expected the context of lstm_forward(..., training=True)")
     if context.consumed:
         raise ValueError("context: already consumed by an earlier lstm_backward call")
-    args = context._args
+    args, device = context._args, context.device
     dtype = args["W"].dtype
-    grads = _core.backward(
-        dy=_optional_float_array("dy", dy, dtype),
-        dh_n=_optional_float_array("dh", dh, dtype),
-        dc_n=_optional_float_array("dc", dc, dtype),
-        workspace=context._workspace,
-        batch=context.batch,
-        time=context.time,
-        **args,
-    )
-    with _SPARE_LOCK:
-        if len(_SPARE_WORKSPACES) < _MAX_SPARE_WORKSPACES:
-            _SPARE_WORKSPACES.append(context._workspace)  # spent (the core has overwritten it): reusable
-    context._workspace = None
+    dy, dh, dc = (_sequence_array(name, value, dtype, device) for name, value in (("dy", dy), ("dh", dh), ("dc", dc)))
+    if device == "cuda":  # the state holds the weights, mask, configuration and workspace
+        grads = _core.cuda_backward(context._workspace, dy=dy, dh_n=dh, dc_n=dc)
+    else:
+        grads = _core.backward(dy=dy, dh_n=dh, dc_n=dc, workspace=context._workspace, batch=context.batch,
+                               time=context.time, **args)
+        with _SPARE_LOCK:
+            if len(_SPARE_WORKSPACES) < _MAX_SPARE_WORKSPACES:
+                _SPARE_WORKSPACES.append(context._workspace)  # spent (the core has overwritten it): reusable
+    context._workspace = None  # with device="cuda" this frees the state's device memory
     return LSTMGradients(*grads)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cuda
 from .. import initializers as initializers_module
 from .. import ops, utils
 from .. import regularizers as regularizers_module
@@ -37,7 +38,9 @@ class LSTM(Layer):
     output_peephole_source: "current" (o_t peeks at c_t, default) or "previous" (c_{t-1}).
     peephole_initializer: initializer of the peephole weights (default "zeros": training starts from the
         plain LSTM).
-    device: "cpu" (the CUDA backend is not wired into the layers yet; see lstm_native.cuda).
+    device: "cpu" (default) or "cuda": the forward and backward passes run on the current CUDA device (each
+        call uploads the weights and the batch once and brings the results back once; see lstm_native.cuda).
+        ValueError where CUDA is not available. Not part of get_config: a saved model loads on any machine.
     proj_size: P >= 1 projects the state to P units (LSTMP, Sak et al. 2014; PyTorch's proj_size): the
         layer's output and h have P columns, U shrinks to (P, 4H), at the cost of W_hr (H, P). 0: none.
         projection_initializer / projection_regularizer: those of W_hr. Zoneout is not defined with it.
@@ -92,11 +95,7 @@ class LSTM(Layer):
             raise ValueError("zoneout_h, zoneout_c: zoneout is not supported with a projection (proj_size > 0)")
         if unroll:
             raise ValueError("unroll: the native core runs whole sequences; unroll=True has no meaning here")
-        if device == "cuda":
-            raise ValueError("device: 'cuda' is not wired into the layers yet (the CUDA backend is reachable through "
-                             "lstm_native._core.cuda_forward in a CUDA build); use device='cpu'")
-        if device != "cpu":
-            raise ValueError(f"device: only 'cpu' is available in this build, got {device!r}")
+        cuda.check_device(device, unavailable=ValueError)
         self.units, self.proj_size = int(units), int(proj_size)
         self.projection_initializer, self.projection_regularizer = projection_initializer, projection_regularizer
         self.use_bias, self.unit_forget_bias = use_bias, unit_forget_bias
@@ -182,7 +181,7 @@ class LSTM(Layer):
         out = ops.lstm_forward(x, *self._weights_for_ops(), W_hr=self._projection_for_ops(), peephole=self.peephole,
                                output_peephole_source=self.output_peephole_source, h0=h0, c0=c0, mask=mask,
                                zero_output_for_mask=self.zero_output_for_mask, training=training, seed=seed,
-                               **self.rates)
+                               device=self.device, **self.rates)
         self._context = out.context
         if self.stateful:
             self.states = [out.h, out.c]
@@ -190,6 +189,11 @@ class LSTM(Layer):
         self.losses = self._activity_losses(out.y, output)
         self._outputs = (out.y, output) if training else None
         return [output, out.h, out.c] if self.return_state else output
+
+    def get_config(self):
+        config = super().get_config()
+        del config["device"]  # the machine's choice, not the model's: a file saved on a GPU machine loads anywhere
+        return config
 
     @property
     def rates(self) -> dict:
