@@ -3,7 +3,7 @@ PyTorch peephole LSTM (a TorchScript cell in a per-step loop, diagonal peepholes
 process, float32.
 
   training step (forward + backward): B=64, T=100, I=H=512 and I=H=1024, peephole None and diagonal
-  inference latency:                  B=1, 2, 4, 8, 16, T=100, I=H=512, with our persistent kernel and without
+  inference latency:                  B=1, 2, 4, 8, 16, T=100, I=H=512 and 1024, with our persistent kernel and without
 
 Ours is timed device-resident (lstm_native._core.cuda_forward(repeats=N): the data uploaded once, each call
 synchronized); PyTorch likewise with torch.cuda.synchronize(). Medians of --repeats runs after a warm-up. FLOPs
@@ -140,23 +140,24 @@ def main():
         print(f"{str((B, T, I, H)):>18} {gf(ref):>12} {gf(none):>12} {ref / none:6.2f} {gf(diag):>12} {ref / diag:6.2f} "
               f"{gf(peep):>12} {peep / diag:10.1f}x")
 
-    I = H = 512 if not args.quick else 64
     T = 100 if not args.quick else 20
-    print(f"\ninference latency, T={T}, I=H={I}, ms; ratio = cuDNN time / ours (> 1: ours faster); ours: the persistent "
-          "kernel (B <= 16), per-step: LSTM_NATIVE_CUDA_PERSISTENT=0")
-    print(f"{'B':>4} {'cuDNN LSTM':>11} {'ours none':>10} {'ratio':>6} {'per-step':>9} {'ours diag':>10} {'ratio':>6} "
-          f"{'per-step':>9} {'torch peep':>11} {'ours diag x':>11}")
-    for B in (1, 2, 4, 8, 16):
-        ref = torch_lstm(B, T, I, H, False, args.repeats)
-        none = ours(B, T, I, H, None, False, args.repeats)
-        diag = ours(B, T, I, H, "diagonal", False, args.repeats)
-        os.environ["LSTM_NATIVE_CUDA_PERSISTENT"] = "0"
-        none_steps = ours(B, T, I, H, None, False, args.repeats)
-        diag_steps = ours(B, T, I, H, "diagonal", False, args.repeats)
-        del os.environ["LSTM_NATIVE_CUDA_PERSISTENT"]
-        peep = torch_peephole(B, T, I, H, False, max(3, args.repeats // 3))
-        print(f"{B:>4} {ref * 1e3:11.3f} {none * 1e3:10.3f} {ref / none:6.2f} {none_steps * 1e3:9.3f} {diag * 1e3:10.3f} "
-              f"{ref / diag:6.2f} {diag_steps * 1e3:9.3f} {peep * 1e3:11.3f} {peep / diag:10.1f}x")
+    for I in ((512, 1024) if not args.quick else (64,)):
+        H = I
+        print(f"\ninference latency, T={T}, I=H={I}, ms; ratio = cuDNN time / ours (> 1: ours faster); ours: the "
+              "persistent kernel where it applies (B <= 16, small enough), per-step: LSTM_NATIVE_CUDA_PERSISTENT=0")
+        print(f"{'B':>4} {'cuDNN LSTM':>11} {'ours none':>10} {'ratio':>6} {'per-step':>9} {'ours diag':>10} {'ratio':>6} "
+              f"{'per-step':>9} {'torch peep':>11} {'ours diag x':>11}")
+        for B in (1, 2, 4, 8, 16):
+            ref = torch_lstm(B, T, I, H, False, args.repeats)
+            none = ours(B, T, I, H, None, False, args.repeats)
+            diag = ours(B, T, I, H, "diagonal", False, args.repeats)
+            os.environ["LSTM_NATIVE_CUDA_PERSISTENT"] = "0"
+            none_steps = ours(B, T, I, H, None, False, args.repeats)
+            diag_steps = ours(B, T, I, H, "diagonal", False, args.repeats)
+            del os.environ["LSTM_NATIVE_CUDA_PERSISTENT"]
+            peep = torch_peephole(B, T, I, H, False, max(3, args.repeats // 3))
+            print(f"{B:>4} {ref * 1e3:11.3f} {none * 1e3:10.3f} {ref / none:6.2f} {none_steps * 1e3:9.3f} "
+                  f"{diag * 1e3:10.3f} {ref / diag:6.2f} {diag_steps * 1e3:9.3f} {peep * 1e3:11.3f} {peep / diag:10.1f}x")
     print("\ntargets (issue 6): training ratio >= 1.0 (none), >= 0.9 (diag); latency ratio >= 1; >= 20x torch peep")
 
 

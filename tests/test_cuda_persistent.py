@@ -74,3 +74,19 @@ def test_the_persistent_kernel_is_the_path_taken(rng, monkeypatch):
     per_step, _ = run_both(arrays, None, "current", False, {}, monkeypatch, False)
     assert max_rel_error(persistent[0], cpu[0]) <= 1e-5 and max_rel_error(per_step[0], cpu[0]) <= 1e-5
     assert not np.array_equal(persistent[0], per_step[0])
+
+
+@pytest.mark.parametrize("units", [2, 8, 32])
+def test_every_block_shape(rng, monkeypatch, units):
+    """LSTM_NATIVE_CUDA_PERSISTENT=N asks for N units per block: a column per 32 lanes (N=2) down to two lanes
+    per column (N=32; at N=64 a block's slice of U outgrows shared memory at this H)."""
+    arrays = inference_case(rng, "diagonal", np.float32, 3, 10, 8, 300, masked=True)
+    kw = dict(peephole="diagonal", output_peephole_source="previous")
+    monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", str(units))
+    gpu = _core.cuda_forward(**arrays, **kw)
+    monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", "0")
+    per_step = _core.cuda_forward(**arrays, **kw)
+    cpu = _core.forward(**arrays, **kw)[:3]
+    for name, g, s, c in zip(("y", "h_n", "c_n"), gpu, per_step, cpu):
+        assert max_rel_error(g, c) <= 1e-5, f"{name}: {max_rel_error(g, c):.3g}"
+        assert not np.array_equal(g, s), f"{name}: the per-step path's bits (was the persistent kernel skipped?)"
