@@ -29,8 +29,10 @@ def inference_case(rng, peephole, dtype, B, T, I, H, masked):
 
 
 def run_both(arrays, peephole, source, zero_output, rates, monkeypatch, persistent):
+    """GPU and CPU inference; `persistent`: True (the kernel where it applies), False (the per-step path) or
+    a number of units per block, as LSTM_NATIVE_CUDA_PERSISTENT takes them."""
     kw = dict(peephole=peephole or "none", output_peephole_source=source, zero_output_for_mask=zero_output, **rates)
-    monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", "1" if persistent else "0")
+    monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", str(int(persistent)))
     gpu = _core.cuda_forward(**arrays, training=False, **kw)
     cpu = _core.forward(**arrays, training=False, **kw)[:3]
     return gpu, cpu
@@ -81,12 +83,8 @@ def test_every_block_shape(rng, monkeypatch, units):
     """LSTM_NATIVE_CUDA_PERSISTENT=N asks for N units per block: a column per 32 lanes (N=2) down to two lanes
     per column (N=32; at N=64 a block's slice of U outgrows shared memory at this H)."""
     arrays = inference_case(rng, "diagonal", np.float32, 3, 10, 8, 300, masked=True)
-    kw = dict(peephole="diagonal", output_peephole_source="previous")
-    monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", str(units))
-    gpu = _core.cuda_forward(**arrays, **kw)
-    monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", "0")
-    per_step = _core.cuda_forward(**arrays, **kw)
-    cpu = _core.forward(**arrays, **kw)[:3]
+    gpu, cpu = run_both(arrays, "diagonal", "previous", False, {}, monkeypatch, units)
+    per_step, _ = run_both(arrays, "diagonal", "previous", False, {}, monkeypatch, False)
     for name, g, s, c in zip(("y", "h_n", "c_n"), gpu, per_step, cpu):
         assert max_rel_error(g, c) <= 1e-5, f"{name}: {max_rel_error(g, c):.3g}"
         assert not np.array_equal(g, s), f"{name}: the per-step path's bits (was the persistent kernel skipped?)"

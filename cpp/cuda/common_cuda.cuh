@@ -196,7 +196,9 @@ void copy_or_zero(T* dst, const T* src, std::int64_t count, cudaStream_t stream)
     LSTM_NATIVE_CUDA_CHECK(cudaMemsetAsync(dst, 0, sizeof(T) * count, stream));
 }
 
-// The training workspace's layout and the argument checks are the CPU backend's (cpp/src/sequence_checks.hpp).
+// The training workspace's layout, the forward buffers and the argument checks are the CPU backend's
+// (cpp/src/sequence_checks.hpp).
+using lstm_native::detail::ForwardBuffers;
 using lstm_native::detail::validate_backward;
 using lstm_native::detail::validate_forward;
 using lstm_native::detail::workspace_layout;

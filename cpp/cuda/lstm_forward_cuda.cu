@@ -130,24 +130,11 @@ __global__ void add_bias_kernel(T* rows, std::int64_t count, std::int64_t G, con
     rows[k] += b[k % G];
 }
 
-// Buffers of a call: gates of step t at gates + t*gate_step (row stride gate_row); state k at
-// h + slot(k)*B*H, c + slot(k)*B*H (inference keeps two slots).
-template <class T>
-struct Buffers {
-  T* gates;
-  std::int64_t gate_step, gate_row;
-  T* h;
-  T* c;
-  T* c_new;
-  T* m;  // training with a projection: m_t of every step [T,B,H]; else nullptr
-  bool rolling;
-  std::int64_t slot(std::int64_t k) const { return rolling ? k % 2 : k; }
-};
-
+// c_new: in training with zoneout, where step t's c̃_t goes (c_new + t*B*H; the workspace's), else nullptr.
 template <class T>
 void run_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-               const SequenceOutput<T>& out, SequenceDims dims, const Buffers<T>& buf, const Regularization& reg,
-               bool training, const T* U, const T* recurrent_mask, cudaStream_t stream) {
+               const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf, T* c_new,
+               const Regularization& reg, bool training, const T* U, const T* recurrent_mask, cudaStream_t stream) {
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H, Ho = output_size(config);
   const bool projected = config.projection_size > 0;
   cublasHandle_t handle = cublas_handle(stream);
@@ -177,7 +164,7 @@ void run_steps(const CellConfig& config, const Weights<T>& weights, const Sequen
       if (!current) gemm(handle, false, false, B, H, H, T(1), c_prev, H, p + 2 * H * H, H, T(1), gates + 3 * H, buf.gate_row);
     }
     const StepArgs<T> args{gates, buf.gate_row, diagonal ? p : nullptr, h_prev, c_prev, h_cur, c_cur,
-                           out.y.data + t * H, buf.c_new ? buf.c_new + t * B * H : nullptr,
+                           out.y.data + t * H, c_new ? c_new + t * B * H : nullptr,
                            projected ? (buf.m ? buf.m + t * B * H : m_scratch.get()) : nullptr, in.mask.data, t,
                            time, B, H, config.zero_output_for_mask, zoneout_args(reg, training)};
     if (split) {
@@ -233,8 +220,8 @@ void forward_inference(const CellConfig& config, const Weights<T>& weights, cons
                                    stream))
     return;
   Scratch<T> h(2 * B * output_size(config), stream), c(2 * B * H, stream);
-  const Buffers<T> buf{gates.get(), 4 * H, time * 4 * H, h.get(), c.get(), nullptr, nullptr, true};
-  run_steps<T>(config, weights, in, out, dims, buf, regularization, false, weights.U.data, nullptr, stream);
+  const ForwardBuffers<T> buf{gates.get(), 4 * H, time * 4 * H, h.get(), c.get(), nullptr, true};
+  run_steps<T>(config, weights, in, out, dims, buf, nullptr, regularization, false, weights.U.data, nullptr, stream);
 }
 
 template <class T>
@@ -251,9 +238,9 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
   // x_tm [T,B,I] = x transposed to time-major, ⊙ the input dropout mask m_x [B,I]
   swap_leading_axes(in.x.data, B, time, I, ws.x_tm, static_cast<const T*>(masks.input.get()), 0, stream);
   input_projection(static_cast<const T*>(ws.x_tm), time * B, config, weights, ws.gates, stream);
-  const Buffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, ws.c_new, ws.m, false};
-  run_steps<T>(config, weights, in, out, dims, buf, regularization, true, masks.recurrent_kernel(weights.U.data),
-            static_cast<const T*>(masks.recurrent.get()), stream);
+  const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, ws.m, false};
+  run_steps<T>(config, weights, in, out, dims, buf, ws.c_new, regularization, true,
+               masks.recurrent_kernel(weights.U.data), static_cast<const T*>(masks.recurrent.get()), stream);
 }
 
 #define LSTM_NATIVE_INSTANTIATE_CUDA_FORWARD(T)                                                                    \

@@ -20,7 +20,6 @@
 #include <cooperative_groups.h>
 
 #include <cstdlib>
-#include <cstring>
 
 #include "persistent_inference_cuda.cuh"
 

@@ -15,22 +15,6 @@ namespace lstm_native {
 namespace detail {
 namespace {
 
-// Where the per-step buffers live. Row b of step t's gates starts at gates + t*gate_step + b*gate_row.
-// State k (k = 0 is the initial state) lives at h + slot(k)*B*Ho and c + slot(k)*B*H; inference keeps only
-// two slots. With a projection, training keeps m_t of row b at m + (t*B + b)*H; inference (m = nullptr)
-// keeps each chunk's current m_t in a scratch buffer.
-template <class T>
-struct ForwardBuffers {
-  T* gates;
-  std::int64_t gate_step, gate_row;
-  T* h;
-  T* c;
-  T* m;
-  bool rolling_states;
-
-  std::int64_t slot(std::int64_t k) const { return rolling_states ? k % 2 : k; }
-};
-
 // gates [rows,4H] = x [rows,I] W + b, in chunks of rows.
 template <class T>
 void input_projection(const T* x, std::int64_t rows, const CellConfig& config, const Weights<T>& weights, T* gates) {

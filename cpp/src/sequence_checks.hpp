@@ -1,5 +1,6 @@
 // What every backend (the CPU's here, the CUDA one in cpp/cuda/) shares about a sequence call: the
-// training workspace's layout and the checks of a call's arguments. No Eigen and no CUDA in here.
+// training workspace's layout, where a forward pass's per-step buffers live, and the checks of a call's
+// arguments. No Eigen and no CUDA in here.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,22 @@ struct WorkspaceLayout {
   T* c;
   T* c_new;  // nullptr without zoneout
   T* m;      // nullptr without a projection
+};
+
+// Where a forward pass's per-step buffers live. Row b of step t's gates starts at gates + t*gate_step +
+// b*gate_row. State k (k = 0 is the initial state) lives at h + slot(k)*B*Ho and c + slot(k)*B*H; inference
+// keeps only two slots. With a projection, training keeps m_t of row b at m + (t*B + b)*H; inference
+// (m = nullptr) keeps the current m_t in a scratch buffer of its own.
+template <class T>
+struct ForwardBuffers {
+  T* gates;
+  std::int64_t gate_step, gate_row;
+  T* h;
+  T* c;
+  T* m;
+  bool rolling_states;
+
+  std::int64_t slot(std::int64_t k) const { return rolling_states ? k % 2 : k; }
 };
 
 // Throws std::invalid_argument("<what> must be >= 1, got <value>") unless value >= 1.
