@@ -171,6 +171,12 @@ class CallbackList(Callback):
         for callback in self.callbacks:
             getattr(callback, hook)(*args, logs)
 
+    def count_samples(self, count: int) -> None:
+        """Tells the progress bars how many samples the batch just run held (for samples/s)."""
+        for callback in self.callbacks:
+            if isinstance(callback, ProgbarLogger):
+                callback.samples_seen += count
+
     def on_batch_begin(self, batch, logs=None):
         self._call("on_batch_begin", batch, logs=logs)
 
@@ -262,16 +268,19 @@ class Progbar:
         self._start = time.time()
         self._last_update = 0.0
         self._time_after_first_step = None
+        self._samples_after_first_step = 0
+        self._samples_per_second = None
         self._prev_total_width = 0
 
-    def update(self, current: int, values=None, finalize: Optional[bool] = None) -> None:
-        """Shows step ``current`` with ``values`` (a list of ``(name, value)``)."""
+    def update(self, current: int, values=None, finalize: Optional[bool] = None, samples: Optional[int] = None) -> None:
+        """Shows step ``current`` with ``values`` (a list of ``(name, value)``); ``samples``, the samples seen
+        so far, adds their rate (samples/s) after the time per step."""
         if finalize is None:
             finalize = self.target is not None and current >= self.target
         for key, value in values or []:
             self._values[key] = value
         now = time.time()
-        time_per_unit = self._estimate_step_duration(current, now)
+        time_per_unit = self._estimate_step_duration(current, now, samples)
         if self.verbose == 1:
             if now - self._last_update < self.interval and not finalize:
                 return
@@ -281,7 +290,7 @@ class Progbar:
                 _print(self._bar_line(current, finalize, now, time_per_unit, colour=False))
         elif self.verbose == 2 and finalize and self.target is not None and self.target > 0:
             count = f"%{int(math.log10(self.target)) + 1}d/%d" % (current, self.target)
-            info = f"{count} - {now - self._start:.0f}s -{self._format_time(time_per_unit)}"
+            info = f"{count} - {now - self._start:.0f}s -{self._format_time(time_per_unit)}{self._rate_text()}"
             _print(info + self._metrics_text(verbose2=True))
         self._last_update = now
 
@@ -305,7 +314,7 @@ class Progbar:
         else:
             info = " " + bold(f"{now - self._start:.0f}s")
         special_char_len += 8
-        info += self._format_time(time_per_unit) + self._metrics_text(verbose2=False)
+        info += self._format_time(time_per_unit) + self._rate_text() + self._metrics_text(verbose2=False)
         if not colour:
             return bar + info
         total_width = len(bar) + len(info) - special_char_len
@@ -338,17 +347,25 @@ class Progbar:
             return f" {time_per_unit * 1000.0:.0f}ms/{self.unit_name}"
         return f" {time_per_unit * 1000000.0:.0f}us/{self.unit_name}"
 
-    def _estimate_step_duration(self, current: int, now: float) -> float:
-        """Seconds per step, leaving the (unrepresentative) first step out once there are more."""
+    def _rate_text(self) -> str:
+        return "" if self._samples_per_second is None else f" - {self._samples_per_second:,.0f} samples/s"
+
+    def _estimate_step_duration(self, current: int, now: float, samples: Optional[int] = None) -> float:
+        """Seconds per step (and, given the samples seen, samples per second), leaving the (unrepresentative)
+        first step out once there are more."""
         if not current:
             return 0
         if self._time_after_first_step is not None and current > 1:
-            time_per_unit = (now - self._time_after_first_step) / (current - 1)
+            elapsed, steps = now - self._time_after_first_step, current - 1
+            samples = None if samples is None else samples - self._samples_after_first_step
         else:
-            time_per_unit = (now - self._start) / current
+            elapsed, steps = now - self._start, current
+        if samples is not None and elapsed > 0:
+            self._samples_per_second = samples / elapsed
         if current == 1:
             self._time_after_first_step = now
-        return time_per_unit
+            self._samples_after_first_step = samples or 0
+        return elapsed / steps
 
 
 class ProgbarLogger(Callback):
@@ -359,6 +376,7 @@ class ProgbarLogger(Callback):
     def __init__(self):
         super().__init__()
         self.seen = 0
+        self.samples_seen = 0  # counted by CallbackList.count_samples
         self.progbar = None
         self.target = None
         self.verbose = 1
@@ -412,6 +430,7 @@ class ProgbarLogger(Callback):
 
     def _reset_progbar(self):
         self.seen = 0
+        self.samples_seen = 0
         self.progbar = None
 
     def _maybe_init_progbar(self):
@@ -422,13 +441,16 @@ class ProgbarLogger(Callback):
         self._maybe_init_progbar()
         self.seen = batch + 1
         if self.verbose == 1:
-            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False, samples=self._samples())
 
     def _finalize_progbar(self, logs):
         if self.target is None:
             self.target = self.seen
             self.progbar.target = self.target
-        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True, samples=self._samples())
+
+    def _samples(self) -> Optional[int]:
+        return self.samples_seen or None
 
 
 # ------------------------------------------------------------------------------------------------ monitors

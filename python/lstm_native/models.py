@@ -4,12 +4,14 @@ backward passes. Every LSTM computation runs in the native core."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from . import callbacks as callbacks_module
 from . import cuda
+from . import data
 from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -19,16 +21,6 @@ from .layers.base import Layer
 from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
 from .variables import WeightContainer
-
-
-def _batches(count: int, batch_size: int):
-    for first in range(0, count, batch_size):
-        yield first, min(count, first + batch_size)
-
-
-def _check_samples(name: str, array, count: int) -> None:
-    if array is not None and len(array) != count:
-        raise ValueError(f"{name}: expected {count} samples (as many as x), got {len(array)}")
 
 
 class Sequential(WeightContainer):
@@ -144,12 +136,30 @@ class Sequential(WeightContainer):
     def _prepare_x(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim == 0:
-            raise ValueError(f"x: expected an array with a batch dimension, got shape {x.shape}")
+            raise ValueError(f"x: expected an array with a batch dimension, got shape {x.shape} (a "
+                             f"{type(x.item()).__name__})")
         if np.issubdtype(x.dtype, np.floating) or x.dtype == np.bool_:  # ids for an Embedding stay integers
             x = x.astype(self._layers[0].dtype if self._layers else np.float32, copy=False)
         if not self.built:
             self.build((None,) + x.shape[1:])
+        self._check_input_shape(x.shape)
         return x
+
+    def _check_input_shape(self, shape) -> None:
+        """Keras' check of an input against the declared input shape: another rank or feature count is an
+        error, another number of timesteps (which an LSTM handles) a warning, since it is often a mistake."""
+        declared = self._declared_input_shape()
+        if declared is None:
+            return
+        given = (None,) + tuple(shape[1:])
+        if len(given) != len(declared):
+            raise ValueError(f"x: the model expects inputs of shape {tuple(declared)}, got {tuple(shape)}")
+        if len(declared) > 2 and declared[-1] is not None and given[-1] != declared[-1]:
+            raise ValueError(f"x: the model expects inputs of shape {tuple(declared)}, got {tuple(shape)} "
+                             f"({given[-1]} features instead of {declared[-1]})")
+        if any(d is not None and g != d for g, d in zip(given, declared)):
+            warnings.warn(f"Model {self.name!r} was built for inputs of shape {tuple(declared)}, but is called on "
+                          f"inputs of shape {given}", UserWarning, stacklevel=4)
 
     def _forward(self, x, training: bool, stop: Optional[int] = None):
         """(output, its mask or None) of the stack, or of its layers before index ``stop``."""
@@ -179,10 +189,12 @@ class Sequential(WeightContainer):
         x, mask = self._forward(self._prepare_x(x), training=False, stop=index)
         return self._layers[index].trace(x, mask=mask)
 
-    def predict(self, x, batch_size: Optional[int] = None, verbose="auto", callbacks=None) -> np.ndarray:
-        x = self._prepare_x(x)
-        batch_size = batch_size or 32
-        outputs = [self._forward(x[first:last], training=False)[0] for first, last in _batches(len(x), batch_size)]
+    def predict(self, x, batch_size: Optional[int] = None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
+        """The model's outputs for x: an array (in batches of ``batch_size``, default 32) or batches from a
+        generator, dataset or sequence (see :mod:`lstm_native.data`; ``steps`` caps their number)."""
+        data.verbosity(verbose)
+        batches = self._batches("x", x, None, None, batch_size, steps, shuffle=False)
+        outputs = [self._forward(x_batch, training=False)[0] for x_batch, _, _ in batches.epoch()]
         if not outputs:
             raise ValueError("predict: x holds no samples")
         return np.concatenate(outputs, axis=0)
@@ -283,90 +295,178 @@ class Sequential(WeightContainer):
         for metric in self._metrics or []:
             metric.reset_state()
 
+    def _batches(self, name: str, x, y, sample_weight, batch_size, steps, shuffle: bool, needs_y: bool = False,
+                 steps_name: str = "steps", batch_size_name: str = "batch_size"):
+        """x (and y, sample_weight) as batches: ArrayBatches of arrays, SourceBatches of a generator, dataset or
+        sequence. Every argument is checked here, before anything runs."""
+        batch_size = data.count(batch_size_name, batch_size, allow_none=True)
+        steps = data.count(steps_name, steps, allow_none=True)
+        if data.is_batch_source(x):
+            for argument, value in ((batch_size_name, batch_size), ("y", y), ("sample_weight", sample_weight)):
+                if value is not None:
+                    raise ValueError(f"{argument}: not used when {name} yields batches (a generator, dataset or "
+                                     f"sequence): each batch comes as {name} yields it, as (x, y, sample_weight)")
+            return data.SourceBatches(x, steps, name, self._prepare_x)
+        if steps is not None:
+            raise ValueError(f"{steps_name}: counts the batches of a generator, dataset or sequence; an array is "
+                             f"one pass of {batch_size_name} samples")
+        x = self._prepare_x(x)
+        if needs_y:
+            if y is None:
+                raise ValueError(f"y: {name} needs targets: pass y, or batches of (x, y)")
+            y = np.asarray(y)
+        data.check_samples("y", y, len(x))
+        data.check_samples("sample_weight", sample_weight, len(x))
+        if len(x) == 0:
+            raise ValueError(f"{name} holds no samples")
+        return data.ArrayBatches(name, x, y, data.finite_weights("sample_weight", sample_weight), batch_size or 32,
+                                 shuffle)
+
+    def _validation_batches(self, validation_data, validation_split, x, y, sample_weight, batch_size,
+                            validation_batch_size, validation_steps):
+        """(training x, y, sample_weight, validation batches or None): validation_split takes the last samples,
+        before shuffling (Keras)."""
+        if validation_data is None and validation_split > 0:
+            if data.is_batch_source(x):
+                raise ValueError("validation_split: not available when x yields batches; pass validation_data")
+            x, y = self._prepare_x(x), None if y is None else np.asarray(y)
+            data.check_samples("y", y, len(x))
+            data.check_samples("sample_weight", sample_weight, len(x))
+            split = int(math.floor(len(x) * (1 - validation_split)))
+            if split == len(x):
+                raise ValueError(f"validation_split={validation_split} leaves no validation sample of {len(x)}")
+            validation_data = (x[split:], None if y is None else y[split:]) + (
+                () if sample_weight is None else (sample_weight[split:],))
+            x, y = x[:split], None if y is None else y[:split]
+            sample_weight = None if sample_weight is None else sample_weight[:split]
+        if validation_data is None:
+            return x, y, sample_weight, None
+        name = "validation_data"
+        names = dict(steps_name="validation_steps", batch_size_name="validation_batch_size")
+        if data.is_batch_source(validation_data):
+            return x, y, sample_weight, self._batches(name, validation_data, None, None, validation_batch_size,
+                                                      validation_steps, shuffle=False, **names)
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(f"{name}: expected (x, y), (x, y, sample_weight) or a generator, dataset or sequence, "
+                             f"got {type(validation_data).__name__}")
+        val_batch_size = batch_size if validation_batch_size is None else validation_batch_size
+        return x, y, sample_weight, self._batches(name, validation_data[0], validation_data[1],
+                                                  (tuple(validation_data) + (None,))[2], val_batch_size,
+                                                  validation_steps, shuffle=False, needs_y=True, **names)
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
             strategy=None):
-        """Keras' fit; ``strategy`` (lstm_native.distributed.MPIStrategy) trains data-parallel over MPI ranks."""
+        """Keras' fit over arrays, or over batches from a generator, dataset or sequence (see
+        :mod:`lstm_native.data`; ``steps_per_epoch`` then caps an epoch). Every argument is checked before the
+        first step. ``strategy`` (lstm_native.distributed.MPIStrategy) trains data-parallel over MPI ranks."""
         if not self.compiled:
             raise RuntimeError("fit: compile the model first")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError("steps_per_epoch/validation_steps: only whole passes over numpy arrays are supported")
-        x, y = self._prepare_x(x), np.asarray(y)
-        _check_samples("y", y, len(x))
-        _check_samples("sample_weight", sample_weight, len(x))
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split: expected a value in [0, 1), got {validation_split}")
-        if validation_data is None and validation_split > 0:  # the last samples, before shuffling (Keras)
-            split = int(math.floor(len(x) * (1 - validation_split)))
-            validation_data = (x[split:], y[split:]) + (() if sample_weight is None else (sample_weight[split:],))
-            x, y = x[:split], y[:split]
-            sample_weight = None if sample_weight is None else sample_weight[:split]
-        if len(x) == 0:
-            raise ValueError("fit: x holds no training samples")
-        sample_weight = self._sample_weights(y, sample_weight, class_weight)
-        batch_size = batch_size or 32
-        steps = math.ceil(len(x) / batch_size)
-        verbose = 1 if verbose == "auto" else verbose
+        batch_size = data.count("batch_size", batch_size, allow_none=True)
+        epochs = data.count("epochs", epochs, minimum=0)
+        initial_epoch = data.count("initial_epoch", initial_epoch, minimum=0)
+        validation_freq = data.count("validation_freq", validation_freq)
+        validation_batch_size = data.count("validation_batch_size", validation_batch_size, allow_none=True)
+        validation_split = data.fraction("validation_split", validation_split)
+        verbose = data.verbosity(verbose)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise ValueError(f"shuffle: expected True or False, got {shuffle!r}")
+        self._check_class_weight(class_weight)
+        x, y, sample_weight, validation = self._validation_batches(
+            validation_data, validation_split, x, y, sample_weight, batch_size, validation_batch_size,
+            validation_steps)
+        batches = self._batches("x", x, y, sample_weight, batch_size, steps_per_epoch, bool(shuffle), needs_y=True,
+                                steps_name="steps_per_epoch")
         if strategy is not None:  # the same loop, data-parallel: shards, one allreduce per step, rank 0's callbacks
-            return strategy.fit(self, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_data,
-                                shuffle, initial_epoch, validation_batch_size, validation_freq)
+            if not isinstance(batches, data.ArrayBatches) or (validation is not None
+                                                            and not isinstance(validation, data.ArrayBatches)):
+                raise ValueError("strategy: data-parallel training takes arrays, not generators or datasets")
+            validation_data = None if validation is None else (validation.x, validation.y, validation.sample_weight)
+            return strategy.fit(self, batches.x, batches.y, self._sample_weights(batches.y, batches.sample_weight,
+                                                                                 class_weight),
+                                batches.batch_size, epochs, verbose, callbacks, validation_data, shuffle,
+                                initial_epoch, validation_batch_size, validation_freq)
         callback_list = callbacks_module.CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
-            steps=steps)
+            steps=batches.steps)
         trackers = self._fresh_trackers()
         self.stop_training = False
         callback_list.on_train_begin()
         if self._initial_epoch is not None:
             initial_epoch, self._initial_epoch = self._initial_epoch, None
         logs: Dict[str, float] = {}
+        epoch_logs: Dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics(trackers)
             callback_list.on_epoch_begin(epoch)
-            order = utils.generator().permutation(len(x)) if shuffle else np.arange(len(x))
-            for step, (first, last) in enumerate(_batches(len(x), batch_size)):
+            steps_done = 0
+            for step, (x_batch, y_batch, weight_batch) in enumerate(batches.epoch()):
                 callback_list.on_train_batch_begin(step)
-                rows = order[first:last]
-                batch_weight = None if sample_weight is None else sample_weight[rows]
-                logs = self._train_step(x[rows], y[rows], batch_weight, trackers)
+                if y_batch is None:
+                    raise ValueError(f"x: batch {step} has no targets; fit needs (x, y) batches")
+                weight_batch = self._sample_weights(y_batch, weight_batch, class_weight)
+                logs = self._train_step(x_batch, y_batch, weight_batch, trackers)
+                steps_done = step + 1
+                callback_list.count_samples(len(x_batch))
                 callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if steps_done == 0:  # the batches ran out before this epoch (SourceBatches warned)
+                break
+            batches.end_epoch()
             epoch_logs = dict(logs)
-            if validation_data is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self.evaluate(*validation_data, batch_size=validation_batch_size or batch_size,
-                                         verbose=0, return_dict=True)
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_batches(validation)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
+            if self.stop_training or batches.exhausted:
                 break
-        callback_list.on_train_end(epoch_logs if epochs > initial_epoch else logs)
+        callback_list.on_train_end(epoch_logs or logs)
         return self.history
+
+    @staticmethod
+    def _check_class_weight(class_weight) -> None:
+        if class_weight is None:
+            return
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight: expected a dict {{class index: weight}}, got {type(class_weight).__name__}")
+        for key, weight in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
+                raise ValueError(f"class_weight: keys must be class indices (integers >= 0), got {key!r}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (
+                    math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"class_weight[{key}]: expected a finite weight >= 0, got {weight!r}")
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
+        """The loss and metrics over x and y (arrays, in batches of ``batch_size``), or over the batches of a
+        generator, dataset or sequence (``steps`` caps their number)."""
         if not self.compiled:
             raise RuntimeError("evaluate: compile the model first")
-        x, y = self._prepare_x(x), np.asarray(y)
-        _check_samples("y", y, len(x))
-        _check_samples("sample_weight", sample_weight, len(x))
-        if len(x) == 0:
-            raise ValueError("evaluate: x holds no samples")
-        sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
-        trackers = self._fresh_trackers()
-        self._reset_metrics(trackers)  # as Keras: evaluation restarts the compiled metrics
-        batch_size = batch_size or 32
-        logs: Dict[str, float] = {}
-        for first, last in _batches(len(x), batch_size):
-            y_pred, mask = self._forward(x[first:last], training=False)
-            batch_weight = None if sample_weight is None else sample_weight[first:last]
-            loss_weight = self._masked_weights(batch_weight, mask, reduce=True)
-            loss = float(self.loss(y[first:last], y_pred, sample_weight=loss_weight)) + self._penalty()
-            logs = self._update_trackers(trackers, loss, y[first:last], y_pred,
-                                         self._masked_weights(batch_weight, mask, reduce=False))
+        data.verbosity(verbose)
+        logs = self._evaluate_batches(self._batches("x", x, y, sample_weight, batch_size, steps, shuffle=False,
+                                                    needs_y=True))
+        if not logs:
+            raise ValueError("evaluate: x yielded no batches")
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    def _evaluate_batches(self, batches) -> Dict[str, float]:
+        trackers = self._fresh_trackers()
+        self._reset_metrics(trackers)  # as Keras: evaluation restarts the compiled metrics
+        logs: Dict[str, float] = {}
+        for x_batch, y_batch, weight_batch in batches.epoch():
+            if y_batch is None:
+                raise ValueError(f"{batches.name}: a batch without targets; evaluation needs (x, y) batches")
+            y_pred, mask = self._forward(x_batch, training=False)
+            loss_weight = self._masked_weights(weight_batch, mask, reduce=True)
+            loss = float(self.loss(y_batch, y_pred, sample_weight=loss_weight)) + self._penalty()
+            logs = self._update_trackers(trackers, loss, y_batch, y_pred,
+                                         self._masked_weights(weight_batch, mask, reduce=False))
+        batches.end_epoch()
+        return logs
 
     # -- configuration and files ----------------------------------------------------------------------------
     def get_config(self) -> dict:
