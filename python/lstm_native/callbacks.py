@@ -191,6 +191,8 @@ class CallbackList(Callback):
         self._backups = [cb for cb in self.callbacks if isinstance(cb, BackupAndRestore)]
         for backup in self._backups:
             backup._backed_up = [cb for cb in self.callbacks if cb is not backup]
+        # At an epoch's (a batch's) end the backups come last: they hold the others' states after it.
+        self._backups_last = [cb for cb in self.callbacks if cb not in self._backups] + self._backups
         self.set_model(model)
         self.set_params(params)
 
@@ -211,7 +213,7 @@ class CallbackList(Callback):
 
     def _call(self, hook: str, *args, logs=None) -> None:
         logs = _pythonify_logs(logs)
-        for callback in self.callbacks:
+        for callback in self._backups_last if hook in ("on_epoch_end", "on_train_batch_end") else self.callbacks:
             getattr(callback, hook)(*args, logs)
 
     def on_batch_begin(self, batch, logs=None):
