@@ -8,7 +8,11 @@ size, so that the sum is the gradient of the mean loss over the global batch, as
 the loss and metric accumulators of the epoch (summed: the logs are those of the whole data) and a small
 control block (rank 0's ``stop_training`` and learning rate). Every rank then applies the same update.
 
-* At the start of ``fit`` (after ``on_train_begin``) rank 0 broadcasts the weights, the optimizer's state, the
+* At the start of ``fit`` one allgather checks that every rank calls it alike (the numbers of samples, batches
+  and validation samples, per-sample shapes, the model's config and weight shapes, the compile arguments,
+  ``batch_size``, ``epochs`` and the loop's other arguments); where they differ, every rank raises the same
+  ValueError, which lists the values rank by rank, before anything trains.
+* Then (after ``on_train_begin``) rank 0 broadcasts the weights, the optimizer's state, the
   initial epoch and the library generator's state: the ranks start identical whatever each one loaded or
   seeded (a ``BackupAndRestore`` restore on rank 0 reaches all ranks).
 * Callbacks (``EarlyStopping``, ``ModelCheckpoint``, ...) and the progress bar run on rank 0 only; its
