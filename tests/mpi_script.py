@@ -6,6 +6,7 @@ dropout: records the per-batch seeds the LSTM layer draws on each rank (one file
 stop: rank 0's callbacks stop training (at a batch's end, then EarlyStopping); every rank records where.
 checks: argument checks (a singleton process is enough).
 die: rank 1 exits abruptly (os._exit) in the middle of training; the others must fail within the timeout.
+disagree: each rank calls fit differently in one respect, case after case; every rank records the error.
 """
 
 import json
@@ -113,3 +114,29 @@ elif mode == "die":
     print(f"rank {rank} training", flush=True)
     model.fit(x, y, batch_size=8, epochs=5, verbose=0, strategy=strategy)
     print(f"rank {rank} finished (unexpected)", flush=True)
+elif mode == "disagree":
+    x_all, y_all = model_and_data()[1:]
+    cases = {  # each a fit where rank 1 differs from rank 0 in one respect
+        "samples": lambda: dict(x=x_all[:24 - 4 * rank], y=y_all[:24 - 4 * rank]),
+        "validation": lambda: dict(validation_data=(x_all[:10 - 2 * rank], y_all[:10 - 2 * rank])),
+        "batch_size": lambda: dict(batch_size=8 + 4 * rank),
+        "epochs": lambda: dict(epochs=3 + rank),
+    }
+    errors = {}
+    for name, case in cases.items():
+        model = model_and_data()[0]
+        arguments = {**dict(x=x_all, y=y_all, batch_size=8, epochs=3, verbose=0, strategy=strategy), **case()}
+        try:
+            model.fit(**arguments)
+            errors[name] = None
+        except ValueError as error:
+            errors[name] = str(error)
+    model = Sequential([LSTM(6 + rank, input_shape=(5, 3), dtype="float64"), Dense(2, dtype="float64")])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    try:
+        model.fit(x_all, y_all, batch_size=8, epochs=3, verbose=0, strategy=strategy)
+        errors["model"] = None
+    except ValueError as error:
+        errors["model"] = str(error)
+    with open(f"{prefix}.{rank}.json", "w") as f:
+        json.dump(errors, f)

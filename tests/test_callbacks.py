@@ -473,3 +473,78 @@ def test_progbar_evaluate_and_predict(stage, verbose, tty, monkeypatch):
         # 2.5 s in all. verbose=1 follows every step and leaves the first out of its estimate: 2.25 s / 3;
         # verbose=2 sees only the end: 2.5 s / 4.
         assert got == {1: f"4/4 {'━' * 20} 2s 750ms/step{loss}\n", 2: f"4/4 - 2s - 625ms/step{loss}\n"}[verbose]
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: callbacks.EarlyStopping(patience=-1), ValueError, r"patience: expected an integer >= 0, got -1"),
+    (lambda: callbacks.EarlyStopping(patience=1.5), TypeError, r"patience: expected an integer, got 1\.5"),
+    (lambda: callbacks.EarlyStopping(patience=True), TypeError, r"patience: expected an integer, got True"),
+    (lambda: callbacks.EarlyStopping(min_delta=-0.1), ValueError, r"min_delta: expected a number >= 0"),
+    (lambda: callbacks.EarlyStopping(min_delta=NAN), ValueError, r"min_delta: expected a finite number, got nan"),
+    (lambda: callbacks.EarlyStopping(min_delta="a"), TypeError, r"min_delta: expected a number, got 'a'"),
+    (lambda: callbacks.EarlyStopping(baseline="x"), TypeError, r"baseline: expected a number, got 'x'"),
+    (lambda: callbacks.EarlyStopping(baseline=NAN), ValueError, r"baseline: expected a finite number"),
+    (lambda: callbacks.EarlyStopping(start_from_epoch=-1), ValueError, r"start_from_epoch: expected an integer >= 0"),
+    (lambda: callbacks.EarlyStopping(verbose=-3), ValueError, r"verbose: expected an integer >= 0, got -3"),
+    (lambda: callbacks.EarlyStopping(restore_best_weights=1), TypeError, r"restore_best_weights: expected True or"),
+    (lambda: callbacks.EarlyStopping(monitor=3), TypeError, r"monitor: expected a string, got 3"),
+    (lambda: callbacks.EarlyStopping(mode=None), TypeError, r"mode: expected a string, got None"),
+    (lambda: callbacks.ReduceLROnPlateau(factor=1.0), ValueError, r"does not support a factor >= 1\.0"),  # Keras
+    (lambda: callbacks.ReduceLROnPlateau(factor=0), ValueError, r"factor: expected a number > 0, got 0\.0"),
+    (lambda: callbacks.ReduceLROnPlateau(factor=-1), ValueError, r"factor: expected a number > 0, got -1\.0"),
+    (lambda: callbacks.ReduceLROnPlateau(factor=NAN), ValueError, r"factor: expected a finite number, got nan"),
+    (lambda: callbacks.ReduceLROnPlateau(cooldown=-1), ValueError, r"cooldown: expected an integer >= 0"),
+    (lambda: callbacks.ReduceLROnPlateau(min_lr=-1), ValueError, r"min_lr: expected a number >= 0, got -1\.0"),
+    (lambda: callbacks.ReduceLROnPlateau(patience=-2), ValueError, r"patience: expected an integer >= 0"),
+    (lambda: callbacks.ModelCheckpoint("m.safetensors", save_freq=0), ValueError, r"Unrecognized save_freq: 0"),
+    (lambda: callbacks.ModelCheckpoint("m.safetensors", save_freq=True), ValueError, r"Unrecognized save_freq: True"),
+    (lambda: callbacks.ModelCheckpoint("m.safetensors", save_freq=2.0), ValueError, r"Unrecognized save_freq: 2\.0"),
+    (lambda: callbacks.ModelCheckpoint("m.safetensors", initial_value_threshold=NAN), ValueError,
+     r"initial_value_threshold: expected a finite number"),
+    (lambda: callbacks.ModelCheckpoint("m.safetensors", save_best_only="yes"), TypeError, r"save_best_only: expected"),
+    (lambda: callbacks.BackupAndRestore("d", save_freq=-3), ValueError, r"Unrecognized save_freq: -3"),
+    (lambda: callbacks.BackupAndRestore("d", delete_checkpoint=None), TypeError, r"delete_checkpoint: expected"),
+    (lambda: callbacks.CSVLogger("x.csv", separator=3), ValueError, r"separator: expected a string of one character"),
+    (lambda: callbacks.CSVLogger("x.csv", append="no"), TypeError, r"append: expected True or False, got 'no'"),
+    (lambda: callbacks.TerminateOnNaN(raise_error=3), TypeError, r"raise_error: expected True or False, got 3"),
+    (lambda: callbacks.LearningRateScheduler(3), TypeError, r"schedule: expected a function"),
+])
+def test_callback_arguments_are_checked_when_constructed(make, error, message):
+    """Every numeric (and boolean, string) argument is checked when the callback is made, with an error naming
+    the argument and the value: Keras' error where Keras raises one, and where Keras accepts nonsense
+    (negative patience, factor 0, NaN) ours."""
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_valid_callback_arguments_are_kept_as_plain_values():
+    early = callbacks.EarlyStopping(patience=np.int64(3), min_delta=np.float32(0.5), baseline=1, verbose=1)
+    assert (early.patience, early.min_delta, early.baseline) == (3, 0.5, 1.0)
+    assert type(early.patience) is int and type(early.baseline) is float
+    reduce = callbacks.ReduceLROnPlateau(factor=0.5, min_lr=1e-6, cooldown=2)
+    assert (reduce.factor, reduce.min_lr, reduce.cooldown) == (0.5, 1e-6, 2)
+    assert callbacks.ModelCheckpoint("m.safetensors", save_freq=np.int32(4))._frequency._every == 4
+
+
+def test_callback_states_round_trip_and_bad_states_are_refused():
+    """get_state/set_state: what BackupAndRestore backs up; a malformed state names the entry."""
+    reduce = callbacks.ReduceLROnPlateau(monitor="loss", patience=2)
+    reduce.wait, reduce.cooldown_counter, reduce.best = 1, 3, 0.25
+    other = callbacks.ReduceLROnPlateau(monitor="loss", patience=2)
+    other.set_state(reduce.get_state())
+    assert (other.wait, other.cooldown_counter, other.best) == (1, 3, 0.25)
+    with pytest.raises(ValueError, match=r"wait: expected an integer >= 0, got -1"):
+        other.set_state({**reduce.get_state(), "wait": -1})
+    with pytest.raises(ValueError, match=r"expected a state with the entries \['best', 'cooldown_counter', 'wait'\]"):
+        other.set_state({"wait": 1})
+    with pytest.raises(ValueError, match=r"best: expected a number or None, got 'x'"):
+        other.set_state({**reduce.get_state(), "best": "x"})
+    checkpoint = callbacks.ModelCheckpoint("m.safetensors", save_freq=3)
+    with pytest.raises(ValueError, match=r"batches_since_save: expected fewer than save_freq=3, got 3"):
+        checkpoint.set_state({"best": None, "batches_since_save": 3})
+    assert callbacks.TerminateOnNaN().get_state() == {}
+    with pytest.raises(ValueError, match="expected a state with the entries"):
+        callbacks.TerminateOnNaN().set_state({"wait": 1})

@@ -4,6 +4,10 @@ ends exactly where an uninterrupted one does)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -192,3 +196,104 @@ def test_backup_and_restore_arguments():
         callbacks.BackupAndRestore("")
     with pytest.raises(ValueError, match="Unrecognized save_freq"):
         callbacks.BackupAndRestore("somewhere", save_freq=0)
+
+
+LOCKING_FIT = r"""
+import sys, time
+import numpy as np
+from lstm_native import callbacks, layers, utils
+from lstm_native.models import Sequential
+
+utils.set_random_seed(0)
+model = Sequential([layers.Input((4, 3)), layers.LSTM(4), layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+x, y = np.ones((16, 4, 3), np.float32), np.zeros((16, 1), np.float32)
+
+class Slow(callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        print(f"EPOCH {epoch}", flush=True)
+        time.sleep(float(sys.argv[2]) if epoch else 0)  # from epoch 1 on, the backup of epoch 0 exists
+
+try:
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[callbacks.BackupAndRestore(sys.argv[1]), Slow()])
+except RuntimeError as error:
+    print(f"REFUSED {error}", flush=True)
+    sys.exit(3)
+print("DONE", flush=True)
+"""
+
+
+def _locking_fit(backup, pause):
+    return subprocess.Popen([sys.executable, "-c", LOCKING_FIT, str(backup), str(pause)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(process, prefix):
+    for line in process.stdout:
+        if line.startswith(prefix):
+            return
+    raise AssertionError(f"no {prefix!r} line: {process.communicate()}")
+
+
+def test_two_processes_cannot_share_a_backup_directory(tmp_path):
+    """While one process fits with BackupAndRestore on a directory, a second one is refused with an error that
+    names the directory, and touches nothing; the first ends normally and cleans up."""
+    backup = tmp_path / "backup"
+    first = _locking_fit(backup, 0.5)
+    _wait_for_line(first, "EPOCH 1")
+    second = _locking_fit(backup, 0)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 3, (out, err)
+    assert f"REFUSED BackupAndRestore: {backup} is in use by another fit" in out
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0 and "DONE" in out, err[-2000:]
+    assert not backup.exists()  # the first fit's cleanup, with nothing of the second left behind
+
+
+def test_the_lock_of_a_killed_process_is_released(tmp_path):
+    """A fit killed with SIGKILL leaves its backup, not its lock: the next fit resumes from the backup."""
+    backup = tmp_path / "backup"
+    killed = _locking_fit(backup, 60)
+    _wait_for_line(killed, "EPOCH 1")
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=60)
+    assert (backup / "latest.safetensors").exists()
+    again = _locking_fit(backup, 0)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0 and out.splitlines() == ["EPOCH 1", "EPOCH 2", "DONE"], (out, err[-2000:])
+
+
+def test_another_thread_cannot_share_a_backup_directory_but_the_same_thread_takes_over(tmp_path):
+    backup = tmp_path / "backup"
+    holder = callbacks.BackupAndRestore(backup)
+    holder.on_train_begin()  # a fit of this thread that never ended (an exception ends it without a hook)
+    errors = []
+
+    def other_fit():
+        try:
+            callbacks.BackupAndRestore(backup).on_train_begin()
+        except RuntimeError as error:
+            errors.append(str(error))
+
+    thread = threading.Thread(target=other_fit, name="other")
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and f"{backup} is in use by another fit of this process" in errors[0]
+    fit(model(), [callbacks.BackupAndRestore(backup)], epochs=1)  # this thread's next fit takes it over
+    assert not backup.exists()
+
+
+def test_a_resume_with_other_stateful_callbacks_is_refused(tmp_path):
+    class Interrupt(callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        fit(model(), [callbacks.BackupAndRestore(backup), callbacks.EarlyStopping(patience=5), Interrupt()])
+    with pytest.raises(ValueError, match=r"holds the states of the callbacks \['EarlyStopping'\], but this fit's "
+                                         r"callbacks with a state are \['ReduceLROnPlateau'\]"):
+        fit(model(), [callbacks.BackupAndRestore(backup), callbacks.ReduceLROnPlateau()])
+    history = fit(model(), [callbacks.BackupAndRestore(backup), callbacks.EarlyStopping(patience=5)])
+    assert history.epoch == [2, 3]

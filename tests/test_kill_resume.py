@@ -8,6 +8,7 @@ renaming it (an exception, or SIGKILL at that very point) leaves the previous ch
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from lstm_native.models import Sequential
 EPOCHS = 4
 
 TRAIN = r"""
-import os, signal, sys, time
+import json, os, signal, sys, time
 import numpy as np
 import lstm_native
 from lstm_native import callbacks, layers, saving, utils
@@ -55,16 +56,26 @@ if mode == "kill-at-rename":  # SIGKILL between the temporary file's write and i
 class Marker(callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         print(f"EPOCH_BEGIN {epoch}", flush=True)
-    def on_epoch_end(self, epoch, logs=None):  # after BackupAndRestore (listed first) wrote its backup
-        print(f"BACKED_UP {epoch}", flush=True)
+    def on_epoch_end(self, epoch, logs=None):  # BackupAndRestore writes its backup after every other callback
+        print(f"EPOCH_END {epoch}", flush=True)
     def on_train_batch_end(self, batch, logs=None):
         print(f"BATCH {batch}", flush=True)
         if mode != "plain":
             time.sleep(0.02)  # time for the parent to kill mid-epoch
 
-model.fit(x, y, batch_size=8, epochs=""" + str(EPOCHS) + r""", shuffle=True, verbose=0,
-          callbacks=[callbacks.BackupAndRestore(backup_dir), Marker()])
-np.savez(out, *model.get_weights())
+epochs, plateau = """ + str(EPOCHS) + r""", []
+if mode.startswith("plateau"):  # callbacks that act, from the monitored loss: their states must resume too
+    epochs, mode = 8, mode.removeprefix("plateau-")
+    # min_delta=10: no epoch after the first improves; the learning rate halves after 2 epochs without
+    # improvement, then waits 1 epoch (cooldown); training stops 3 epochs after the first, with its weights
+    plateau = [callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, cooldown=1, min_delta=10),
+               callbacks.EarlyStopping(monitor="loss", patience=3, min_delta=10, restore_best_weights=True)]
+model.fit(x, y, batch_size=8, epochs=epochs, shuffle=True, verbose=0,
+          callbacks=[callbacks.BackupAndRestore(backup_dir), *plateau, Marker()])
+# the weights, and the optimizer's state (Adam's moments, the learning rate, the step count): the whole training
+np.savez(out, *model.get_weights(), *(value for _, value in sorted(model.optimizer.variables().items())))
+with open(out + ".json", "w") as f:
+    json.dump({"epoch": model.history.epoch, "history": model.history.history}, f)
 print("DONE", flush=True)
 """
 
@@ -73,6 +84,10 @@ def train(tmp_path, backup_dir, out, mode="plain", **kwargs):
     return subprocess.Popen([sys.executable, "-c", TRAIN, str(backup_dir), str(out), mode], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env=dict(os.environ, OMP_NUM_THREADS="2"), **kwargs)
+
+
+def history(path):
+    return json.loads(Path(f"{path}.json").read_text())
 
 
 def weights(path):
@@ -87,18 +102,22 @@ def assert_bitwise_equal(a, b):
         assert u.tobytes() == v.tobytes(), f"max difference {np.max(np.abs(u - v))}"
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("uninterrupted")
-    done = train(tmp, tmp / "backup", tmp / "w.npz")
+def run_to_the_end(tmp, mode="plain"):
+    done = train(tmp, tmp / "backup", tmp / "w.npz", mode=mode)
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0 and "DONE" in out, err[-3000:]
     return weights(tmp / "w.npz")
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, uninterrupted):
-    backup = tmp_path / "backup"
-    run = train(tmp_path, backup, tmp_path / "w.npz", mode="slow")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return run_to_the_end(tmp_path_factory.mktemp("uninterrupted"))
+
+
+def kill_in_epoch_2(tmp_path, backup, mode):
+    """Starts a fit and kills it with SIGKILL in epoch 2 (0-based), after its 3rd batch: the backup of epoch
+    1's end exists. Returns the number of progress lines seen."""
+    run = train(tmp_path, backup, tmp_path / "w.npz", mode=mode)
     seen = []
     killed_at = None
     deadline = time.monotonic() + 300
@@ -117,6 +136,12 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path,
     assert killed_at is not None, f"never reached mid-epoch 2: {seen[-10:]}"
     assert run.returncode == -signal.SIGKILL
     assert not (tmp_path / "w.npz").exists()
+    return killed_at
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, uninterrupted):
+    backup = tmp_path / "backup"
+    killed_at = kill_in_epoch_2(tmp_path, backup, "slow")
     # started again: resumes at epoch 2 from the backup
     again = train(tmp_path, backup, tmp_path / "w.npz", mode="slow")
     out, err = again.communicate(timeout=300)
@@ -132,7 +157,7 @@ def test_sigkill_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path
     run = train(tmp_path, backup, tmp_path / "w.npz", mode="kill-at-rename")
     out, err = run.communicate(timeout=300)
     assert run.returncode == -signal.SIGKILL and "DYING" in out, (out[-2000:], err[-2000:])
-    assert "BACKED_UP 0" in out and "BACKED_UP 1" not in out
+    assert "EPOCH_END 1" in out and "EPOCH_BEGIN 2" not in out  # died in the backup of epoch 1's end
     latest = backup / "latest.safetensors"
     assert latest.exists()
     # the previous checkpoint (epoch 0's end) is intact and loadable
@@ -183,3 +208,26 @@ def test_a_failed_rename_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     assert model_path.read_bytes() == saved
     from lstm_native.models import load_model
     load_model(model_path)
+
+
+def test_the_states_of_early_stopping_and_reduce_lr_on_plateau_resume_too(tmp_path):
+    """With ReduceLROnPlateau and EarlyStopping acting (the learning rate halved, training stopped early, the
+    best weights restored), a fit killed in epoch 2 and resumed ends as the uninterrupted fit does, bit for
+    bit: weights, optimizer state and learning rate, the epochs run and their logs."""
+    (tmp_path / "whole").mkdir()
+    expected = run_to_the_end(tmp_path / "whole", mode="plateau-plain")
+    expected_history = history(tmp_path / "whole" / "w.npz")
+    assert expected_history["epoch"] == [0, 1, 2, 3]  # stopped early, 3 epochs without improvement
+    np.testing.assert_array_equal(np.float32(expected_history["history"]["learning_rate"]),
+                                  np.float32([0.001, 0.001, 0.001, 0.0005]))  # halved at epoch 2's end
+    backup = tmp_path / "backup"
+    kill_in_epoch_2(tmp_path, backup, "plateau-slow")
+    again = train(tmp_path, backup, tmp_path / "w.npz", mode="plateau-slow")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0 and "DONE" in out, err[-3000:]
+    assert out.splitlines()[0] == "EPOCH_BEGIN 2", out.splitlines()[:3]
+    assert_bitwise_equal(weights(tmp_path / "w.npz"), expected)
+    resumed = history(tmp_path / "w.npz")
+    assert resumed["epoch"] == expected_history["epoch"][2:]
+    assert resumed["history"] == {key: values[2:] for key, values in expected_history["history"].items()}
+    assert not backup.exists()

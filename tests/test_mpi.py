@@ -110,6 +110,24 @@ def test_rank_0_callbacks_stop_every_rank(tmp_path):
     assert rank0["early"]["epochs"] == [0, 1] and rank0["early"]["iterations"] == 6
 
 
+def test_ranks_that_call_fit_differently_all_fail_with_the_same_error(tmp_path):
+    """Rank 1 holds fewer samples (or validation samples, or has another batch size, epoch count or model):
+    every rank raises the same ValueError at the start of fit, naming the difference rank by rank, and no rank
+    trains; the next fit of the same processes works (the ranks stay in step)."""
+    _run(2, "disagree", tmp_path / "disagree", env={"MPI_TEST_TIMEOUT": "10"})
+    rank0, rank1 = (json.loads((tmp_path / f"disagree.{rank}.json").read_text()) for rank in (0, 1))
+    assert rank0 == rank1
+    expected = {"samples": "differently (every rank must call it with the same data sizes, model and arguments): "
+                           "training samples: rank 0 24, rank 1 20",
+                "validation": "validation samples: rank 0 10, rank 1 8",
+                "batch_size": "batches per epoch: rank 0 3, rank 1 2; batch_size: rank 0 8, rank 1 12",
+                "epochs": "epochs: rank 0 3, rank 1 4",
+                "model": "weights: rank 0 (((3, 24), 'float64'), ((6, 24), 'float64')"}
+    for case, text in expected.items():
+        assert rank0[case] is not None and rank0[case].startswith("MPIStrategy: the ranks called fit differently"), case
+        assert text in rank0[case], (case, rank0[case])
+
+
 def test_verbose_output_comes_from_rank_0_only(tmp_path):
     result = _run(2, "dropout", tmp_path / "verbose")
     assert result.stdout.count("Epoch 1/2") == 1 and result.stdout.count("Epoch 2/2") == 1, result.stdout

@@ -11,16 +11,19 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import csv
+import fcntl
 import math
 import os
+import reprlib
 import sys
+import threading
 import time
 import warnings
 from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 
-from . import saving, utils
+from . import _arguments, saving, utils
 
 __all__ = [
     "Callback",
@@ -77,6 +80,18 @@ class Callback:
     def set_model(self, model) -> None:
         self.model = model
 
+    def get_state(self) -> dict:
+        """The callback's own training state (counters, best values...), which :class:`BackupAndRestore` backs
+        up with the model so that a resumed ``fit`` continues it exactly: a dict of JSON values (None, bool,
+        int, float, str, lists and dicts of them) and numpy arrays. {} (this default) means no state; a user
+        callback with state of its own overrides this and :meth:`set_state`."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Puts back a state of :meth:`get_state` (called when ``fit`` resumes from a backup, after every
+        callback's ``on_train_begin``); raises ValueError, naming the entry, for a state it cannot take."""
+        _check_state_keys(state, ())
+
     def on_batch_begin(self, batch, logs=None):
         """Backwards-compatibility alias, called by :meth:`on_train_batch_begin`."""
 
@@ -127,6 +142,31 @@ class Callback:
         """Called at the end of ``predict``."""
 
 
+def _check_state_keys(state, keys) -> None:
+    if not (isinstance(state, dict) and set(state) == set(keys)):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"expected a state with the entries {sorted(keys)}, got {found}")
+
+
+def _state_count(name: str, value) -> int:
+    try:
+        return _arguments.integer(name, value, at_least=0)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+
+
+def _state_value(name: str, value) -> Optional[float]:
+    """A monitored value in a state: None or a float (NaN and infinities included: a loss can be NaN)."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return None if value is None else float(value)
+    raise ValueError(f"{name}: expected a number or None, got {reprlib.repr(value)}")
+
+
+def _monitor_value(value) -> Optional[float]:
+    """A monitored value (from the logs, a float) as get_state stores it."""
+    return None if value is None else float(value)
+
+
 class CallbackList(Callback):
     """Calls every hook of a list of callbacks, in order, with logs made Keras-like (sorted, floats).
 
@@ -148,6 +188,11 @@ class CallbackList(Callback):
             self.callbacks.append(self._history)
         if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
             self.callbacks.append(ProgbarLogger())
+        self._backups = [cb for cb in self.callbacks if isinstance(cb, BackupAndRestore)]
+        for backup in self._backups:
+            backup._backed_up = [cb for cb in self.callbacks if cb is not backup]
+        # At an epoch's (a batch's) end the backups come last: they hold the others' states after it.
+        self._backups_last = [cb for cb in self.callbacks if cb not in self._backups] + self._backups
         self.set_model(model)
         self.set_params(params)
 
@@ -168,7 +213,7 @@ class CallbackList(Callback):
 
     def _call(self, hook: str, *args, logs=None) -> None:
         logs = _pythonify_logs(logs)
-        for callback in self.callbacks:
+        for callback in self._backups_last if hook in ("on_epoch_end", "on_train_batch_end") else self.callbacks:
             getattr(callback, hook)(*args, logs)
 
     def count_samples(self, count: int) -> None:
@@ -209,6 +254,8 @@ class CallbackList(Callback):
 
     def on_train_begin(self, logs=None):
         self._call("on_train_begin", logs=logs)
+        for backup in self._backups:  # after every on_train_begin, which resets the callbacks' states
+            backup._resume_callbacks()
 
     def on_train_end(self, logs=None):
         self._call("on_train_end", logs=logs)
@@ -471,18 +518,22 @@ _METRICS_DOWN = frozenset({
 })
 
 
+def _optional_number(name: str, value) -> Optional[float]:
+    return None if value is None else _arguments.number(name, value)
+
+
 class _MonitorCallback(Callback):
     """Keras' ``MonitorCallback``: which way the monitored quantity improves, and by how much it must."""
 
-    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0, baseline_name="baseline"):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
+        if _arguments.string("mode", mode) not in ("auto", "min", "max"):  # Keras warns, and falls back
             warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
             mode = "auto"
-        self.monitor = monitor
+        self.monitor = _arguments.string("monitor", monitor)
         self.mode = mode
-        self.best = baseline
-        self.min_delta = abs(min_delta)
+        self.best = _optional_number(baseline_name, baseline)
+        self.min_delta = _arguments.number("min_delta", min_delta, at_least=0)
         self.monitor_op = None
 
     def _set_monitor_op(self) -> None:
@@ -524,14 +575,14 @@ class EarlyStopping(_MonitorCallback):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
         super().__init__(monitor, mode, min_delta=min_delta)
-        self.patience = patience
-        self.verbose = verbose
-        self.baseline = baseline
+        self.patience = _arguments.integer("patience", patience, at_least=0)
+        self.verbose = _arguments.integer("verbose", verbose, at_least=0)
+        self.baseline = _optional_number("baseline", baseline)
         self.wait = 0
         self.stopped_epoch = 0
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = _arguments.boolean("restore_best_weights", restore_best_weights)
         self.best_weights = None
-        self.start_from_epoch = start_from_epoch
+        self.start_from_epoch = _arguments.integer("start_from_epoch", start_from_epoch, at_least=0)
         self.best_epoch = 0
 
     def on_train_begin(self, logs=None):
@@ -564,6 +615,24 @@ class EarlyStopping(_MonitorCallback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
+    def get_state(self) -> dict:
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": _monitor_value(self.best),
+                "best_epoch": self.best_epoch, "best_weights": self.best_weights}
+
+    def set_state(self, state: dict) -> None:
+        _check_state_keys(state, ("wait", "stopped_epoch", "best", "best_epoch", "best_weights"))
+        best_weights = state["best_weights"]
+        if best_weights is not None:
+            current = self.model.get_weights()
+            if not (isinstance(best_weights, list) and len(best_weights) == len(current) and all(
+                    isinstance(saved, np.ndarray) and saved.shape == weight.shape and saved.dtype == weight.dtype
+                    for saved, weight in zip(best_weights, current))):
+                raise ValueError("best_weights: not the weights of this model")
+        self.wait, self.stopped_epoch, self.best_epoch = (
+            _state_count(name, state[name]) for name in ("wait", "stopped_epoch", "best_epoch"))
+        self.best = _state_value("best", state["best"])
+        self.best_weights = best_weights
+
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
             _print(f"Epoch {self.stopped_epoch + 1}: early stopping")
@@ -589,13 +658,13 @@ class ReduceLROnPlateau(_MonitorCallback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
         super().__init__(monitor, mode, min_delta=min_delta)
-        if factor >= 1.0:
+        if _arguments.number("factor", factor) >= 1.0:  # Keras' message
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
-        self.factor = factor
-        self.min_lr = min_lr
-        self.patience = patience
-        self.verbose = verbose
-        self.cooldown = cooldown
+        self.factor = _arguments.number("factor", factor, above=0)
+        self.min_lr = _arguments.number("min_lr", min_lr, at_least=0)
+        self.patience = _arguments.integer("patience", patience, at_least=0)
+        self.verbose = _arguments.integer("verbose", verbose, at_least=0)
+        self.cooldown = _arguments.integer("cooldown", cooldown, at_least=0)
         self.cooldown_counter = 0
         self.wait = 0
 
@@ -606,6 +675,15 @@ class ReduceLROnPlateau(_MonitorCallback):
 
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
+
+    def get_state(self) -> dict:
+        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": _monitor_value(self.best)}
+
+    def set_state(self, state: dict) -> None:
+        _check_state_keys(state, ("wait", "cooldown_counter", "best"))
+        self.wait = _state_count("wait", state["wait"])
+        self.cooldown_counter = _state_count("cooldown_counter", state["cooldown_counter"])
+        self.best = _state_value("best", state["best"])
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor_op is None:
@@ -644,8 +722,10 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule: Callable, verbose=0):
         super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule: expected a function of (epoch, lr) or (epoch), got {schedule!r}")
         self.schedule = schedule
-        self.verbose = verbose
+        self.verbose = _arguments.integer("verbose", verbose, at_least=0)
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
@@ -671,9 +751,11 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
+        if not (isinstance(separator, str) and len(separator) == 1):
+            raise ValueError(f"separator: expected a string of one character, got {separator!r}")
         self.sep = separator
         self.filename = os.fspath(filename)
-        self.append = append
+        self.append = _arguments.boolean("append", append)
         self.writer = None
         self.keys = None
         self.append_header = True
@@ -728,7 +810,7 @@ class TerminateOnNaN(Callback):
 
     def __init__(self, raise_error: bool = False):
         super().__init__()
-        self.raise_error = raise_error
+        self.raise_error = _arguments.boolean("raise_error", raise_error)
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -764,13 +846,25 @@ class _SaveFrequency:
     counted across epochs)."""
 
     def __init__(self, save_freq):
-        if save_freq != "epoch" and not (isinstance(save_freq, int) and not isinstance(save_freq, bool)
-                                         and save_freq > 0):
-            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected save_freq are 'epoch' or positive "
-                             "integer values")
+        if not (isinstance(save_freq, str) and save_freq == "epoch"):
+            try:
+                save_freq = _arguments.integer("save_freq", save_freq, at_least=1)
+            except (TypeError, ValueError):  # Keras' error
+                raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected save_freq are 'epoch' or "
+                                 "positive integer values") from None
         self.per_epoch = save_freq == "epoch"
         self._every = save_freq
         self._batches = 0
+
+    @property
+    def batches_since_save(self) -> int:
+        return self._batches
+
+    @batches_since_save.setter
+    def batches_since_save(self, count: int) -> None:
+        if not self.per_epoch and count >= self._every:
+            raise ValueError(f"batches_since_save: expected fewer than save_freq={self._every}, got {count}")
+        self._batches = count
 
     def due_after_batch(self) -> bool:
         if self.per_epoch:
@@ -796,18 +890,27 @@ class ModelCheckpoint(_MonitorCallback):
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
-        super().__init__(monitor, mode, baseline=initial_value_threshold)
+        super().__init__(monitor, mode, baseline=initial_value_threshold, baseline_name="initial_value_threshold")
         self.filepath = os.fspath(filepath)
         if not self.filepath.endswith(".safetensors"):
             raise ValueError("The filepath provided must end in `.safetensors` (lstm_native's model and weights "
                              "format; Keras 3 asks for `.keras` or `.weights.h5` here). Received: "
                              f"filepath={self.filepath}")
-        self.verbose = verbose
-        self.save_best_only = save_best_only
-        self.save_weights_only = save_weights_only
+        self.verbose = _arguments.integer("verbose", verbose, at_least=0)
+        self.save_best_only = _arguments.boolean("save_best_only", save_best_only)
+        self.save_weights_only = _arguments.boolean("save_weights_only", save_weights_only)
         self.save_freq = save_freq
         self._frequency = _SaveFrequency(save_freq)
         self._current_epoch = 0
+
+    def get_state(self) -> dict:
+        return {"best": _monitor_value(self.best), "batches_since_save": self._frequency.batches_since_save}
+
+    def set_state(self, state: dict) -> None:
+        _check_state_keys(state, ("best", "batches_since_save"))
+        best = _state_value("best", state["best"])
+        self._frequency.batches_since_save = _state_count("batches_since_save", state["batches_since_save"])
+        self.best = best
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -866,14 +969,25 @@ class BackupAndRestore(Callback):
     """Backs the training state up, and a later ``fit`` resumes from it after an interruption.
 
     The backup, ``<backup_dir>/latest.safetensors`` (lstm_native.saving's checkpoint), holds the weights, the
-    optimizer's state, the epoch to resume at and the states of the random generators (the library's and
-    those that layers with a seed hold). It is written at every epoch's end, or with an integer
-    ``save_freq`` every that many training batches. When ``fit`` begins and a backup exists, it is checked
-    against the model (built, compiled as when it was written) and restored, and ``fit`` starts at its epoch.
-    A run resumed from an epoch's end ends with the weights of an uninterrupted run, bit for bit; a
+    optimizer's state, the epoch to resume at, the states of the random generators (the library's and
+    those that layers with a seed hold) and the states of the fit's other callbacks (:meth:`Callback.get_state`:
+    EarlyStopping's and ReduceLROnPlateau's wait counters and best values, ReduceLROnPlateau's cooldown,
+    ModelCheckpoint's best value...). It is written at every epoch's end, or with an integer ``save_freq``
+    every that many training batches. When ``fit`` begins and a backup exists, it is checked against the model
+    (built, compiled as when it was written) and its callbacks (the same stateful ones, in the same order) and
+    restored, and ``fit`` starts at its epoch. A run resumed from an epoch's end ends with the weights,
+    learning rate, epoch count and callback decisions of an uninterrupted run, bit for bit, as far as its
+    callbacks' state is backed up: the built-in callbacks' is; a user callback's only if it implements
+    ``get_state``/``set_state`` (otherwise it starts afresh, with whatever ``on_train_begin`` gives it). A
     batch-level backup restarts its epoch from the beginning with the backup's weights (as Keras does).
     ``delete_checkpoint``: remove the backup (and ``backup_dir`` if that leaves it empty) when ``fit``
     completes.
+
+    One fit at a time uses a backup directory: from ``on_train_begin`` to ``on_train_end`` it holds an
+    exclusive lock (``fcntl.flock`` on the directory), and a fit in another process, or in another
+    thread of this one, that tries to use the directory meanwhile raises RuntimeError naming it. The system
+    releases the lock of a process that dies; a fit of the same thread that ended with an exception leaves the
+    lock to the next fit of that thread.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
@@ -882,10 +996,12 @@ class BackupAndRestore(Callback):
             raise ValueError("Empty `backup_dir` argument passed")
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq
-        self.delete_checkpoint = delete_checkpoint
+        self.delete_checkpoint = _arguments.boolean("delete_checkpoint", delete_checkpoint)
         self._frequency = _SaveFrequency(save_freq)
         self._path = os.path.join(self.backup_dir, "latest.safetensors")
         self._current_epoch = 0
+        self._backed_up: list = []  # the fit's other callbacks (set by CallbackList)
+        self._pending_states: list = []  # (callback, state) to restore once every on_train_begin has run
 
     def _layer_generators(self) -> Dict[str, tuple]:
         """The numpy generators that layers hold (seeded Dropout and LSTM layers have one), as
@@ -893,15 +1009,22 @@ class BackupAndRestore(Callback):
         return {prefix + attribute: (part, attribute) for prefix, part in saving.named_parts(self.model)
                 for attribute, value in vars(part).items() if isinstance(value, np.random.Generator)}
 
+    def _callback_states(self) -> list:
+        """(callback, state) of each callback of the fit that has a state."""
+        return [(callback, state) for callback in self._backed_up for state in [callback.get_state()] if state]
+
     def on_train_begin(self, logs=None):
+        _lock_backup_directory(self.backup_dir)
+        self._pending_states = []
         if not os.path.exists(self._path):
             return
         restore, state = saving.read_checkpoint(self.model, self._path)
         holders = self._layer_generators()
-        if not (isinstance(state, dict) and set(state) == {"epoch", "rng", "layer_rngs"}
+        if not (isinstance(state, dict) and set(state) == {"epoch", "rng", "layer_rngs", "callbacks"}
                 and isinstance(state["epoch"], int) and not isinstance(state["epoch"], bool) and state["epoch"] >= 0
                 and isinstance(state["layer_rngs"], dict) and set(state["layer_rngs"]) == set(holders)):
             raise ValueError(f"{self._path}: its training_state is not the one of a backup of this model")
+        pending = self._matched_callback_states(state["callbacks"])
         try:
             generators = {name: utils.generator_from_state(state["layer_rngs"][name]) for name in holders}
             utils.set_rng_state(state["rng"])  # the first change, all or nothing; what follows cannot fail
@@ -911,6 +1034,30 @@ class BackupAndRestore(Callback):
         for name, (layer, attribute) in holders.items():
             setattr(layer, attribute, generators[name])
         self.model._initial_epoch = state["epoch"]
+        self._pending_states = pending
+
+    def _matched_callback_states(self, saved) -> list:
+        """(callback, saved state) for each stateful callback of this fit; the backup must hold one state for
+        each, of the same class, in the same order."""
+        current = [type(callback).__name__ for callback, _ in self._callback_states()]
+        if not (isinstance(saved, list) and all(isinstance(entry, dict) and set(entry) == {"class", "state"}
+                                                for entry in saved)):
+            raise ValueError(f"{self._path}: training_state: the callbacks' states are malformed")
+        found = [entry["class"] for entry in saved]
+        if found != current:
+            raise ValueError(f"{self._path}: the backup holds the states of the callbacks {found}, but this fit's "
+                             f"callbacks with a state are {current}: resume with the callbacks of the interrupted "
+                             "fit (or remove the backup to start afresh)")
+        return [(callback, entry["state"]) for (callback, _), entry in zip(self._callback_states(), saved)]
+
+    def _resume_callbacks(self) -> None:
+        """Puts the backed-up states into the other callbacks (after their on_train_begin reset them)."""
+        pending, self._pending_states = self._pending_states, []
+        for callback, state in pending:
+            try:
+                callback.set_state(state)
+            except ValueError as error:
+                raise ValueError(f"{self._path}: the state of callback {type(callback).__name__}: {error}") from None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -924,14 +1071,68 @@ class BackupAndRestore(Callback):
             self._save(resume_at=epoch + 1)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self._path):
-            os.remove(self._path)
-            with contextlib.suppress(OSError):  # only an empty directory goes
-                os.rmdir(self.backup_dir)
+        try:
+            if self.delete_checkpoint and os.path.exists(self._path):
+                os.remove(self._path)
+                with contextlib.suppress(OSError):  # only an empty directory goes
+                    os.rmdir(self.backup_dir)
+        finally:
+            _unlock_backup_directory(self.backup_dir)
 
     def _save(self, resume_at: int) -> None:
-        os.makedirs(self.backup_dir, exist_ok=True)
         layer_rngs = {name: getattr(layer, attribute).bit_generator.state
                       for name, (layer, attribute) in self._layer_generators().items()}
-        saving.save_checkpoint(self.model, self._path,
-                               {"epoch": resume_at, "rng": utils.get_rng_state(), "layer_rngs": layer_rngs})
+        callback_states = [{"class": type(callback).__name__, "state": state}
+                           for callback, state in self._callback_states()]
+        saving.save_checkpoint(self.model, self._path, {"epoch": resume_at, "rng": utils.get_rng_state(),
+                                                        "layer_rngs": layer_rngs, "callbacks": callback_states})
+
+
+# The backup directories that this process holds locked: {real path: (descriptor of the locked directory,
+# thread of the fit that took it)}. A flock belongs to an open file, so a later fit of this process reuses it.
+_locked_directories: Dict[str, tuple] = {}
+_locked_directories_guard = threading.Lock()
+
+
+def _lock_backup_directory(directory: str) -> None:
+    """Takes the exclusive lock of a backup directory (creating it) for the fit of the calling thread."""
+    key = os.path.realpath(directory)
+    with _locked_directories_guard:
+        held = _locked_directories.get(key)
+        if held is not None:
+            descriptor, thread = held
+            if thread is not threading.current_thread() and thread.is_alive():
+                raise RuntimeError(f"BackupAndRestore: {directory} is in use by another fit of this process "
+                                   f"(thread {thread.name!r}); give each fit a backup_dir of its own")
+            # the earlier fit of this thread, or of a thread that has ended, ended with an exception
+            _locked_directories[key] = (descriptor, threading.current_thread())
+            return
+        _locked_directories[key] = (_take_directory_lock(directory), threading.current_thread())
+
+
+def _take_directory_lock(directory: str) -> int:
+    """A descriptor of ``directory`` (created if missing) holding its exclusive flock; RuntimeError if another
+    process holds it."""
+    while True:
+        os.makedirs(directory, exist_ok=True)
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise RuntimeError(f"BackupAndRestore: {directory} is in use by another fit (another process holds its "
+                               "lock): two runs cannot share a backup directory; give each its own backup_dir") from None
+        # The holder before us may have removed the (empty) directory after we opened it: then the lock is on a
+        # directory that no longer has this name, and we try again.
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(descriptor), os.stat(directory)):
+                return descriptor
+        os.close(descriptor)
+
+
+def _unlock_backup_directory(directory: str) -> None:
+    """Releases the lock of a backup directory, if this process holds it."""
+    with _locked_directories_guard:
+        held = _locked_directories.pop(os.path.realpath(directory), None)
+    if held is not None:
+        os.close(held[0])

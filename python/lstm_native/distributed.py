@@ -8,7 +8,11 @@ size, so that the sum is the gradient of the mean loss over the global batch, as
 the loss and metric accumulators of the epoch (summed: the logs are those of the whole data) and a small
 control block (rank 0's ``stop_training`` and learning rate). Every rank then applies the same update.
 
-* At the start of ``fit`` (after ``on_train_begin``) rank 0 broadcasts the weights, the optimizer's state, the
+* At the start of ``fit`` one allgather checks that every rank calls it alike (the numbers of samples, batches
+  and validation samples, per-sample shapes, the model's config and weight shapes, the compile arguments,
+  ``batch_size``, ``epochs`` and the loop's other arguments); where they differ, every rank raises the same
+  ValueError, which lists the values rank by rank, before anything trains.
+* Then (after ``on_train_begin``) rank 0 broadcasts the weights, the optimizer's state, the
   initial epoch and the library generator's state: the ranks start identical whatever each one loaded or
   seeded (a ``BackupAndRestore`` restore on rank 0 reaches all ranks).
 * Callbacks (``EarlyStopping``, ``ModelCheckpoint``, ...) and the progress bar run on rank 0 only; its
@@ -32,6 +36,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
+import json
 import math
 import os
 import pickle
@@ -41,6 +47,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from . import _arguments
 from . import callbacks as callbacks_module
 from . import metrics as metrics_module
 from . import utils
@@ -80,6 +87,47 @@ def _shard(count: int, rank: int, size: int):
     return count * rank // size, count * (rank + 1) // size
 
 
+def _shown(value) -> str:
+    """A value of a fit signature for an error message: itself, or a digest where it is long (a model config)."""
+    text = repr(value)
+    return text if len(text) <= 300 else f"<{len(text)} characters, sha256 {hashlib.sha256(text.encode()).hexdigest()[:12]}>"
+
+
+def _per_sample(array) -> Optional[tuple]:
+    return None if array is None else (tuple(np.shape(array)[1:]), str(np.asarray(array).dtype))
+
+
+def _without_names(config):
+    """A config without its "name" entries (automatic layer names count the layers each process has made)."""
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, list):
+        return [_without_names(value) for value in config]
+    return config
+
+
+def _fit_signature(model, x, y, sample_weight, batch_size, epochs, validation, shuffle, initial_epoch,
+                   validation_batch_size, validation_freq) -> Dict[str, object]:
+    """What every rank's fit must agree on, by name: the data's sizes, the model, the arguments that shape the
+    loop. (Equal values compare equal across processes: plain numbers, strings, tuples.)"""
+    loss = model.loss
+    return {
+        "training samples": len(x), "batches per epoch": math.ceil(len(x) / batch_size),
+        "x per sample": _per_sample(x), "y per sample": _per_sample(y),
+        "sample weights": _per_sample(sample_weight),
+        "validation samples": None if validation is None else len(validation[0]),
+        "validation per sample": None if validation is None else tuple(_per_sample(a) for a in validation),
+        "batch_size": batch_size, "epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
+        "validation_batch_size": validation_batch_size, "validation_freq": validation_freq,
+        "model config": json.dumps(_without_names(model.get_config()), sort_keys=True, default=repr),
+        "weights": tuple((tuple(w.value.shape), str(w.value.dtype)) for w in model.weights),
+        "optimizer": json.dumps([type(model.optimizer).__name__, model.optimizer.get_config()], sort_keys=True,
+                                default=repr),
+        "loss": json.dumps([type(loss).__name__, getattr(loss, "get_config", dict)()], sort_keys=True, default=repr),
+        "metrics": tuple(m if isinstance(m, str) else type(m).__name__ for m in model._metric_identifiers),
+    }
+
+
 class MPIStrategy:
     """Data-parallel ``fit`` over MPI ranks; pass it as ``model.fit(..., strategy=MPIStrategy())``.
 
@@ -103,13 +151,11 @@ class MPIStrategy:
         except ImportError as error:  # pragma: no cover - depends on the installation
             raise ImportError("MPIStrategy needs mpi4py and an MPI library: pip install 'lstm_native[mpi]' "
                               "(mpi4py and the mpich wheel)") from error
-        if not (isinstance(timeout, (int, float)) and timeout > 0) or isinstance(timeout, bool):
-            raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
         self._MPI = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
-        self.timeout = float(timeout)
+        self.timeout = _arguments.number("timeout", timeout, above=0)
         self.timings = {"steps": 0, "step_seconds": 0.0, "allreduce_seconds": 0.0}
         self._broken = False
 
@@ -153,7 +199,31 @@ class MPIStrategy:
         self._wait(self.comm.Ibcast(buffer, root=0), what)
         return obj if self.is_chief else pickle.loads(buffer.tobytes())
 
+    def _allgather_object(self, obj, what: str) -> list:
+        """Every rank's ``obj``, in rank order (pickled; a non-blocking allgather of the lengths, then of the
+        bytes)."""
+        data = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8)
+        lengths = np.empty(self.size, dtype=np.int64)
+        self._wait(self.comm.Iallgather(np.array([len(data)], dtype=np.int64), lengths), what)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        received = np.empty(int(offsets[-1]), dtype=np.uint8)
+        self._wait(self.comm.Iallgatherv(data, [received, (lengths.tolist(), offsets[:-1].tolist()), self._MPI.BYTE]),
+                   what)
+        return [pickle.loads(received[first:last].tobytes()) for first, last in zip(offsets[:-1], offsets[1:])]
+
     # ------------------------------------------------------------------------------------------ checks and setup
+    def _check_ranks_agree(self, signature: Dict[str, object]) -> None:
+        """One allgather of every rank's ``signature`` (what ``fit`` was called with); where the ranks differ,
+        every rank raises the same ValueError, which lists the differences rank by rank."""
+        signatures = self._allgather_object(signature, "the check that every rank calls fit alike")
+        differences = [name for name in signature if any(other[name] != signature[name] for other in signatures)]
+        if differences:
+            raise ValueError("MPIStrategy: the ranks called fit differently (every rank must call it with the same "
+                             "data sizes, model and arguments): " + "; ".join(
+                                 f"{name}: " + ", ".join(f"rank {rank} {_shown(other[name])}"
+                                                         for rank, other in enumerate(signatures))
+                                 for name in differences))
+
     def _check(self, model, count: int, batch_size: int) -> None:
         if batch_size < self.size:
             raise ValueError(f"MPIStrategy: batch_size ({batch_size}) is the global batch; it must be at least the "
@@ -270,6 +340,13 @@ class MPIStrategy:
     def fit(self, model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
             initial_epoch, validation_batch_size, validation_freq):
         """The loop of ``Sequential.fit`` (which has prepared the data), data-parallel; returns the History."""
+        validation = None
+        if validation_data is not None:
+            validation = (model._prepare_x(validation_data[0]), np.asarray(validation_data[1]),
+                          None if len(validation_data) < 3 or validation_data[2] is None
+                          else np.asarray(validation_data[2], dtype=np.float32))
+        self._check_ranks_agree(_fit_signature(model, x, y, sample_weight, batch_size, epochs, validation, shuffle,
+                                               initial_epoch, validation_batch_size, validation_freq))
         self._check(model, len(x), batch_size)
         steps = math.ceil(len(x) / batch_size)
         callback_list = callbacks_module.CallbackList(
@@ -282,10 +359,6 @@ class MPIStrategy:
         if model._initial_epoch is not None:
             initial_epoch, model._initial_epoch = model._initial_epoch, None
         initial_epoch = self._synchronize_start(model, initial_epoch)
-        if validation_data is not None:
-            val_x, val_y = model._prepare_x(validation_data[0]), np.asarray(validation_data[1])
-            val_weight = None if len(validation_data) < 3 or validation_data[2] is None else np.asarray(
-                validation_data[2], dtype=np.float32)
         logs: Dict[str, float] = {}
         epoch_logs = logs
         for epoch in range(initial_epoch, epochs):
@@ -309,8 +382,8 @@ class MPIStrategy:
                 logs = step_logs
                 callback_list.on_train_batch_end(step, logs)
             epoch_logs = dict(logs)
-            if validation_data is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate(model, val_x, val_y, val_weight, validation_batch_size or batch_size)
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate(model, *validation, validation_batch_size or batch_size)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
             control = np.array(self._control(model, self.is_chief and model.stop_training), dtype=np.float64)

@@ -9,6 +9,9 @@ The tensors of a file:
                             each weight's slots as optimizer.<weight's tensor name>/<slot> (e.g.
                             optimizer.layers.0.kernel/momentum), so that the state fits any model of the
                             architecture, whatever its layers' names
+    training_state.<n>      the arrays of a checkpoint's training state (e.g. EarlyStopping's best weights),
+                            each written in the training_state JSON as {"__tensor__": "training_state.<n>"}
+                            (load_model and load_weights leave them out)
 
 and its header metadata (strings, JSON where noted):
 
@@ -16,7 +19,7 @@ and its header metadata (strings, JSON where noted):
     config                  JSON, ``Sequential.get_config()``                      model.save
     build_input_shape       JSON, the input shape the model was built for          model.save
     compile                 JSON, the optimizer, loss and metrics configs          model.save of a compiled model
-    training_state          JSON, the epoch and generator states to resume from    BackupAndRestore
+    training_state          JSON, the epoch, generator and callback states         BackupAndRestore
 
 Saving writes a temporary file next to the target, flushes it to disk and renames it over the target: a
 crash leaves the old file or the new one, never a mix. Loading checks the format and version, the JSON (the
@@ -75,11 +78,45 @@ def save_weights(model, filepath) -> None:
 
 
 def save_checkpoint(model, filepath, training_state: dict) -> None:
-    """Writes the weights, the optimizer's state (if compiled) and ``training_state`` (JSON-serializable):
-    what BackupAndRestore resumes an interrupted fit from. :func:`read_checkpoint` reads it back."""
+    """Writes the weights, the optimizer's state (if compiled) and ``training_state`` (JSON values and numpy
+    arrays, the arrays as tensors of their own): what BackupAndRestore resumes an interrupted fit from.
+    :func:`read_checkpoint` reads it back."""
     _require_built(model, "save a checkpoint of")
-    header = _header({"training_state": json.dumps(training_state)})
-    _write_atomically(os.fspath(filepath), _tensors(model, with_optimizer=model.compiled), header)
+    tensors = _tensors(model, with_optimizer=model.compiled)
+    header = _header({"training_state": json.dumps(_state_without_arrays(training_state, tensors))})
+    _write_atomically(os.fspath(filepath), tensors, header)
+
+
+_STATE_TENSOR = "__tensor__"  # {"__tensor__": name} in a training state stands for the tensor of that name
+_STATE_TENSOR_PREFIX = "training_state."
+
+
+def _state_without_arrays(state, tensors: Dict[str, np.ndarray]):
+    """``state`` with each numpy array replaced by a reference to a new tensor, added to ``tensors``."""
+    if isinstance(state, np.ndarray):
+        name = f"{_STATE_TENSOR_PREFIX}{len(tensors)}"  # tensors grows by one each time: a new name
+        tensors[name] = state
+        return {_STATE_TENSOR: name}
+    if isinstance(state, dict):
+        return {key: _state_without_arrays(value, tensors) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [_state_without_arrays(value, tensors) for value in state]
+    return state
+
+
+def _state_with_arrays(file: "_File", state):
+    """The inverse of :func:`_state_without_arrays`: each reference replaced by the file's tensor."""
+    if isinstance(state, dict):
+        if _STATE_TENSOR in state:
+            name = state[_STATE_TENSOR]
+            if len(state) != 1 or not (isinstance(name, str) and name.startswith(_STATE_TENSOR_PREFIX)
+                                       and name in file.names):
+                raise file.error(f"training_state: {reprlib.repr(state)} refers to no training_state tensor")
+            return file.tensor(name)
+        return {key: _state_with_arrays(file, value) for key, value in state.items()}
+    if isinstance(state, list):
+        return [_state_with_arrays(file, value) for value in state]
+    return state
 
 
 def _require_built(model, action: str) -> None:
@@ -261,9 +298,11 @@ def _read(file: _File, model, optimizer=None) -> _Restore:
     weights = _weights_by_name(model)
     weight_names = {n for n in file.names if n.startswith("layers.")}
     state_names = {n for n in file.names if n.startswith("optimizer.")}
-    unknown = sorted(file.names - weight_names - state_names)
+    training_state_names = {n for n in file.names if n.startswith(_STATE_TENSOR_PREFIX)}  # read_checkpoint's
+    unknown = sorted(file.names - weight_names - state_names - training_state_names)
     if unknown:
-        raise file.error(f"unexpected tensors {unknown[:5]} (names start with 'layers.' or 'optimizer.')")
+        raise file.error(f"unexpected tensors {unknown[:5]} (names start with 'layers.', 'optimizer.' or "
+                         f"'{_STATE_TENSOR_PREFIX}')")
     missing, unexpected = sorted(weights.keys() - weight_names), sorted(weight_names - weights.keys())
     if missing:
         raise file.error(f"lacks the tensors {missing[:5]} of the model's weights "
@@ -354,5 +393,5 @@ def read_checkpoint(model, filepath) -> Tuple[_Restore, dict]:
     ``(restore, training_state)``; ``restore.apply()`` puts the weights and optimizer state into the model."""
     _require_built(model, "restore a checkpoint into")
     with _open(filepath) as file:
-        training_state = file.json("training_state")
+        training_state = _state_with_arrays(file, file.json("training_state"))
         return _read(file, model, model.optimizer if model.compiled else None), training_state
