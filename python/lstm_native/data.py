@@ -7,7 +7,7 @@
   ``__len__`` and ``__getitem__`` (``keras.utils.PyDataset``; its ``on_epoch_end`` is called after each
   epoch). Each batch is ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
 
-Every numeric argument is checked here, before any step runs: a bad one raises naming it.
+Bad batches raise naming the argument they came from.
 """
 
 from __future__ import annotations
@@ -22,34 +22,6 @@ import numpy as np
 from . import utils
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
-
-
-def count(name: str, value, minimum: int = 1, allow_none: bool = False) -> Optional[int]:
-    """``value`` as an int >= ``minimum`` (None passes where allowed); bool and float are refused as Keras
-    does: ``batch_size=True`` or ``epochs=2.5`` is a mistake, not a number."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def fraction(name: str, value) -> float:
-    """``value`` as a float in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return float(value)
-
-
-def verbosity(value) -> int:
-    """Keras' ``verbose``: "auto" (1), 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
-    if value == "auto":
-        return 1
-    if isinstance(value, bool) or value not in (0, 1, 2):
-        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {value!r}")
-    return int(value)
 
 
 def is_batch_source(data) -> bool:

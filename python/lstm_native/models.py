@@ -12,6 +12,7 @@ import numpy as np
 from . import callbacks as callbacks_module
 from . import cuda
 from . import data
+from ._arguments import boolean, choice, integer, number
 from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -21,6 +22,17 @@ from .layers.base import Layer
 from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
 from .variables import WeightContainer
+
+
+def optional_count(name: str, value) -> Optional[int]:
+    """A batch size or a number of steps: None, or an integer >= 1."""
+    return None if value is None else integer(name, value, at_least=1)
+
+
+def verbosity(value) -> int:
+    """Keras' ``verbose``: "auto" (1), 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
+    value = choice("verbose", value, ("auto", 0, 1, 2))
+    return 1 if value == "auto" else value
 
 
 class Sequential(WeightContainer):
@@ -192,7 +204,7 @@ class Sequential(WeightContainer):
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
         """The model's outputs for x: an array (in batches of ``batch_size``, default 32) or batches from a
         generator, dataset or sequence (see :mod:`lstm_native.data`; ``steps`` caps their number)."""
-        data.verbosity(verbose)
+        verbosity(verbose)
         batches = self._batches("x", x, None, None, batch_size, steps, shuffle=False)
         outputs = [self._forward(x_batch, training=False)[0] for x_batch, _, _ in batches.epoch()]
         if not outputs:
@@ -299,8 +311,8 @@ class Sequential(WeightContainer):
                  steps_name: str = "steps", batch_size_name: str = "batch_size"):
         """x (and y, sample_weight) as batches: ArrayBatches of arrays, SourceBatches of a generator, dataset or
         sequence. Every argument is checked here, before anything runs."""
-        batch_size = data.count(batch_size_name, batch_size, allow_none=True)
-        steps = data.count(steps_name, steps, allow_none=True)
+        batch_size = optional_count(batch_size_name, batch_size)
+        steps = optional_count(steps_name, steps)
         if data.is_batch_source(x):
             for argument, value in ((batch_size_name, batch_size), ("y", y), ("sample_weight", sample_weight)):
                 if value is not None:
@@ -363,20 +375,19 @@ class Sequential(WeightContainer):
         first step. ``strategy`` (lstm_native.distributed.MPIStrategy) trains data-parallel over MPI ranks."""
         if not self.compiled:
             raise RuntimeError("fit: compile the model first")
-        batch_size = data.count("batch_size", batch_size, allow_none=True)
-        epochs = data.count("epochs", epochs, minimum=0)
-        initial_epoch = data.count("initial_epoch", initial_epoch, minimum=0)
-        validation_freq = data.count("validation_freq", validation_freq)
-        validation_batch_size = data.count("validation_batch_size", validation_batch_size, allow_none=True)
-        validation_split = data.fraction("validation_split", validation_split)
-        verbose = data.verbosity(verbose)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise ValueError(f"shuffle: expected True or False, got {shuffle!r}")
+        batch_size = optional_count("batch_size", batch_size)
+        epochs = integer("epochs", epochs, at_least=0)
+        initial_epoch = integer("initial_epoch", initial_epoch, at_least=0)
+        validation_freq = integer("validation_freq", validation_freq, at_least=1)
+        validation_batch_size = optional_count("validation_batch_size", validation_batch_size)
+        validation_split = number("validation_split", validation_split, at_least=0, below=1)
+        verbose = verbosity(verbose)
+        shuffle = boolean("shuffle", shuffle)
         self._check_class_weight(class_weight)
         x, y, sample_weight, validation = self._validation_batches(
             validation_data, validation_split, x, y, sample_weight, batch_size, validation_batch_size,
             validation_steps)
-        batches = self._batches("x", x, y, sample_weight, batch_size, steps_per_epoch, bool(shuffle), needs_y=True,
+        batches = self._batches("x", x, y, sample_weight, batch_size, steps_per_epoch, shuffle, needs_y=True,
                                 steps_name="steps_per_epoch")
         if strategy is not None:  # the same loop, data-parallel: shards, one allreduce per step, rank 0's callbacks
             if not isinstance(batches, data.ArrayBatches) or (validation is not None
@@ -444,7 +455,7 @@ class Sequential(WeightContainer):
         generator, dataset or sequence (``steps`` caps their number)."""
         if not self.compiled:
             raise RuntimeError("evaluate: compile the model first")
-        data.verbosity(verbose)
+        verbosity(verbose)
         logs = self._evaluate_batches(self._batches("x", x, y, sample_weight, batch_size, steps, shuffle=False,
                                                     needs_y=True))
         if not logs:
