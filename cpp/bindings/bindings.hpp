@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -181,6 +182,31 @@ std::pair<py::tuple, Gradients<T>> gradient_outputs(const CellConfig& config, co
     else add(5 + k, weight->shape, *view);
   }
   return {arrays, grads};
+}
+
+// Runs fn() with the GIL released, interruptible by Ctrl-C: the core polls a check between chunks of steps
+// (threads.hpp), which at most every 50 ms takes the GIL and lets Python run its signal handlers (in the main
+// thread; elsewhere there is nothing to run). When a handler raises (KeyboardInterrupt), the core stops with
+// Cancelled and that Python exception propagates.
+template <class Fn>
+void run_interruptible(const Fn& fn) {
+  using Clock = std::chrono::steady_clock;
+  bool interrupted = false;
+  try {
+    py::gil_scoped_release release;
+    Clock::time_point next_check = Clock::now();
+    const CancellationScope scope([&] {
+      if (Clock::now() < next_check) return false;
+      next_check = Clock::now() + std::chrono::milliseconds(50);
+      py::gil_scoped_acquire gil;
+      interrupted = PyErr_CheckSignals() != 0;
+      return interrupted;
+    });
+    fn();
+  } catch (const Cancelled&) {
+    if (interrupted) throw py::error_already_set();
+    throw;
+  }
 }
 
 #if LSTM_NATIVE_WITH_CUDA

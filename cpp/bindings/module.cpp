@@ -17,13 +17,15 @@ namespace {
 template <class T>
 py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config,
                        const py::object& h0, const py::object& c0, const py::object& mask, bool training,
-                       const Regularization& reg, const py::object& workspace_in = py::none()) {
+                       const Regularization& reg, const py::object& workspace_in = py::none(),
+                       bool return_sequences = true) {
   validate(config, weights);
   const SequenceInput<T> in{required_input<T>("x", x_obj), input<T>("h0", h0), input<T>("c0", c0),
                             mask_input(mask)};
   const SequenceDims dims = sequence_dims(config, in.x.shape);
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
-  auto [y, y_view] = output<T>({B, time, Ho});
+  // Without return_sequences only the final states are computed and kept (y is None).
+  auto [y, y_view] = return_sequences ? output<T>({B, time, Ho}) : std::pair{py::array_t<T>(), Tensor<T>()};
   auto [h, h_view] = output<T>({B, Ho});
   auto [c, c_view] = output<T>({B, H});
   const SequenceOutput<T> out{y_view, h_view, c_view};
@@ -41,15 +43,11 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
     }
     py::array ws = py::reinterpret_borrow<py::array>(workspace);
     const Workspace<T> work{static_cast<T*>(ws.mutable_data()), static_cast<std::int64_t>(ws.size())};
-    {
-      py::gil_scoped_release release;
-      forward_training(config, weights, in, out, work, reg);
-    }
+    run_interruptible([&] { forward_training(config, weights, in, out, work, reg); });
   } else {
-    py::gil_scoped_release release;
-    forward_inference(config, weights, in, out, reg);
+    run_interruptible([&] { forward_inference(config, weights, in, out, reg); });
   }
-  return py::make_tuple(y, h, c, workspace);
+  return py::make_tuple(return_sequences ? py::object(y) : py::none(), h, c, workspace);
 }
 
 template <class T>
@@ -66,10 +64,7 @@ py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, con
   training_workspace_size(config, batch, time, reg);  // checks batch and time before anything is allocated
   auto [result, grads] = gradient_outputs<T>(config, weights, batch, time);
   const Tensor<const std::uint8_t> mask_view = mask_input(mask);
-  {
-    py::gil_scoped_release release;
-    backward(config, weights, mask_view, batch, time, grad_out, work, grads, reg);
-  }
+  run_interruptible([&] { backward(config, weights, mask_view, batch, time, grad_out, work, grads, reg); });
   return result;
 }
 
@@ -148,21 +143,38 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
 #else
   m.def("cuda_device_count", []() { return 0; }, "Number of CUDA devices usable (0 in a CPU-only build).");
 #endif
-  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads used by later calls (n >= 1).");
+  m.def(
+      "set_num_threads",
+      [](const py::object& n) {
+        // An integer, not a bool, float or string (which int() would have turned into one); the core checks
+        // the range, [1, max_num_threads()].
+        if (py::isinstance<py::bool_>(n) || !PyIndex_Check(n.ptr()))
+          throw py::type_error("n: expected an integer thread count, got " +
+                               std::string(py::str(py::type::of(n).attr("__name__"))) + " " +
+                               std::string(py::repr(n)));
+        const py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(n.ptr()));
+        if (!value) throw py::error_already_set();
+        int overflow = 0;  // beyond 64 bits: the nearest 64-bit value, which the core refuses just as well
+        const long long count = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+        set_num_threads(overflow > 0 ? INT64_MAX : overflow < 0 ? INT64_MIN : std::int64_t{count});
+      },
+      py::arg("n"), "Threads used by later calls: an integer in [1, max_num_threads()].");
+  m.def("max_num_threads", &max_num_threads, "The largest count set_num_threads accepts (4 per CPU, at least 16).");
   m.def("get_num_threads", &get_num_threads, "Threads later calls will use.");
 
-  def_forward<bool, py::object>(
+  def_forward<bool, py::object, bool>(
       m, "forward",
-      [](const ForwardArguments& a, bool training, const py::object& workspace) {
+      [](const ForwardArguments& a, bool training, const py::object& workspace, bool return_sequences) {
         return by_dtype(a.W, [&](auto scalar) {
           using T = decltype(scalar);
           return forward_impl<T>(a.x, a.weights<T>(), a.config, a.h0, a.c0, a.mask, training, a.regularization,
-                                 workspace);
+                                 workspace, return_sequences);
         });
       },
-      py::arg("training") = false, py::arg("workspace") = py::none(),
-      "Whole-sequence forward -> (y, h_n, c_n, workspace or None). With training, `workspace` (optional) is "
-      "an array to reuse for the training workspace (see training_workspace_size); else one is allocated.");
+      py::arg("training") = false, py::arg("workspace") = py::none(), py::arg("return_sequences") = true,
+      "Whole-sequence forward -> (y or None, h_n, c_n, workspace or None). With training, `workspace` "
+      "(optional) is an array to reuse for the training workspace (see training_workspace_size); else one is "
+      "allocated. Without return_sequences y is not computed (None). Ctrl-C stops it (KeyboardInterrupt).");
 
   m.def(
       "backward",

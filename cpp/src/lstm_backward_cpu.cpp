@@ -25,13 +25,14 @@ struct SweepBuffers {
   std::vector<T> dh_total, carry_h, carry_c, d_h, d_c, dh_all;
 };
 
-// Reverse-time sweep over batch rows [first, last): turns the stored gates into dz for every step and leaves
-// ∂L/∂h_0, ∂L/∂c_0 of those rows in dh, dc (which come in holding ∂L/∂h_T, ∂L/∂c_T).
+// Reverse-time sweep over the chunk's steps for batch rows [first, last): turns the stored gates into dz for
+// every step and leaves ∂L/∂h, ∂L/∂c of the state before the chunk in dh, dc (which come in holding those of
+// the chunk's last state: ∂L/∂h_T, ∂L/∂c_T for the last chunk).
 template <class T, class V>
 void backward_rows(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                    std::int64_t time, const T* dy, const WorkspaceLayout<T>& ws, const Regularization& reg,
                    const CallMasks<T>& masks, const PackedLhsGemm<T, Eigen::RowMajor>& recurrent, T* dh, T* dc,
-                   SweepBuffers<T>& sweep, std::int64_t first, std::int64_t last) {
+                   SweepBuffers<T>& sweep, StepChunk steps, std::int64_t first, std::int64_t last) {
   const std::int64_t H = config.hidden_size, G = 4 * H, BH = B * H, Ho = output_size(config), rows = last - first;
   const bool projected = config.projection_size > 0;
   const T* p = weights.peephole.data;
@@ -40,7 +41,7 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
   T* dh_total = sweep.dh_total.data();
   std::vector<T> dm(projected ? rows * H : 0);  // ∂L/∂m_t = dh_t W_hrᵀ of the chunk's rows
 
-  for (std::int64_t t = time - 1; t >= 0; --t) {
+  for (std::int64_t t = steps.end - 1; t >= steps.begin; --t) {
     T* gates = ws.gates + t * B * G;
     const T* c_prev = ws.c + t * BH;
     const T* c_cur = ws.c + (t + 1) * BH;
@@ -111,7 +112,8 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
   }
 }
 
-// The reverse sweep over all batch rows, chunk by chunk in parallel, for the config's variant.
+// The reverse sweep over all batch rows for the config's variant: chunk of steps after chunk of steps from
+// the last (see steps_per_chunk), each spread over the threads by batch rows.
 template <class T>
 void backward_steps(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                     std::int64_t time, const OutputGradients<T>& grad_out, const WorkspaceLayout<T>& ws,
@@ -123,13 +125,18 @@ void backward_steps(const CellConfig& config, const Weights<T>& weights, const s
   dispatch_variant(config, reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
     const double step_work = double(Ho + 12) * double(4 * H) + (config.projection_size > 0 ? double(2 * H * Ho) : 0.0);
-    const std::int64_t chunk = recurrence_chunk_rows(B, H);
+    const std::int64_t rows = recurrence_chunk_rows(B, H);
     const PackedLhsGemm<T, Eigen::RowMajor> recurrent(masks.recurrent_kernel(weights.U.data), 4 * H, Ho, 4 * H,
-                                                      std::min(chunk, B));
-    parallel_chunks(B, chunk, double(time) * step_work, [&](std::int64_t first, std::int64_t last) {
-      backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, recurrent, dh.data(),
-                          dc.data(), sweep, first, last);
-    });
+                                                      std::min(rows, B));
+    const std::int64_t steps = steps_per_chunk(B, time, step_work, H);
+    for (std::int64_t end = time; end > 0; end -= steps) {
+      const StepChunk chunk{std::max<std::int64_t>(0, end - steps), end, 0};
+      parallel_chunks(B, rows, double(end - chunk.begin) * step_work, [&](std::int64_t first, std::int64_t last) {
+        backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, recurrent, dh.data(),
+                            dc.data(), sweep, chunk, first, last);
+      });
+      throw_if_cancelled();
+    }
   });
 }
 

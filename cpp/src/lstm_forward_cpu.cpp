@@ -1,8 +1,9 @@
-// Forward pass on the CPU (DESIGN.md §2): one GEMM x W over all steps, then per step one GEMM h_{t-1} U
-// (plus the peephole GEMMs c P_k for Peephole::Full), one fused elementwise pass over the batch rows, and
-// with a projection one GEMM h_t = m_t W_hr.
+// Forward pass on the CPU (DESIGN.md §2): one GEMM x W over all steps (inference: per chunk of steps), then
+// per step one GEMM h_{t-1} U (plus the peephole GEMMs c P_k for Peephole::Full), one fused elementwise pass
+// over the batch rows, and with a projection one GEMM h_t = m_t W_hr.
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "lstm_native/forward.hpp"
@@ -47,14 +48,15 @@ struct StepRegularization {
   T* c_new;                 // [T,B,H] where training keeps the pre-zoneout cell states, or nullptr
 };
 
-// The whole recurrence for batch rows [first, last): per step z += h_{t-1} U (and c P_k for full peepholes),
-// the fused elementwise pass of each row, and with a projection h_t = m_t W_hr for the rows at once.
+// The recurrence of one chunk of steps for batch rows [first, last): per step z += h_{t-1} U (and c P_k for
+// full peepholes), the fused elementwise pass of each row, and with a projection h_t = m_t W_hr for the rows
+// at once. The final states go to out.h_n, out.c_n after the last chunk.
 // recurrent: Uᵀ packed for the column-major view of z_tᵀ += Uᵀ h_{t-1}ᵀ.
 template <class T, class V>
 void forward_rows(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf,
                   const StepRegularization<T>& regularization, const PackedLhsGemm<T, Eigen::ColMajor>& recurrent,
-                  std::int64_t first, std::int64_t last) {
+                  StepChunk steps, std::int64_t first, std::int64_t last) {
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, G = 4 * H;
   const std::int64_t Ho = output_size(config), rows = last - first;
   const bool projected = config.projection_size > 0;
@@ -67,8 +69,8 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
   if (V::zoneout && !regularization.training)  // the expectation, the same at every step
     zoneout_weights(regularization.reg, false, 0, first, rows, B, H, d_h.data(), d_c.data());
 
-  for (std::int64_t t = 0; t < time; ++t) {
-    T* gates = buf.gates + t * buf.gate_step;
+  for (std::int64_t t = steps.begin; t < steps.end; ++t) {
+    T* gates = buf.gates + (t - steps.gates_from) * buf.gate_step;
     const T* h_prev = buf.h + buf.slot(t) * B * Ho;
     const T* c_prev = buf.c + buf.slot(t) * B * H;
     T* h_cur = buf.h + buf.slot(t + 1) * B * Ho;
@@ -116,16 +118,15 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
           std::copy(c_prev + b * H, c_prev + (b + 1) * H, regularization.c_new + (t * B + b) * H);
       }
     };
-    // h_t of a masked row is the carried h_{t-1}; y_t is h_t (or 0 with zero_output_for_mask).
+    // h_t of a masked row is the carried h_{t-1}; y_t (when asked for) is h_t, or 0 at a masked step with
+    // zero_output_for_mask.
     auto emit = [&](std::int64_t b) {
       T* h_row = h_cur + b * Ho;
+      const bool valid = valid_step(mask, b, t, time);
+      if (!valid) std::copy(h_prev + b * Ho, h_prev + (b + 1) * Ho, h_row);
+      if (out.y.empty()) return;
       T* y_row = out.y.data + (b * time + t) * Ho;
-      if (valid_step(mask, b, t, time)) {
-        std::copy(h_row, h_row + Ho, y_row);
-        return;
-      }
-      std::copy(h_prev + b * Ho, h_prev + (b + 1) * Ho, h_row);
-      if (config.zero_output_for_mask)
+      if (!valid && config.zero_output_for_mask)
         std::fill(y_row, y_row + Ho, T(0));
       else
         std::copy(h_row, h_row + Ho, y_row);
@@ -145,26 +146,49 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
           matrix(static_cast<const T*>(cell_output_row(first)), rows, H) * matrix(weights.projection.data, H, Ho);
     for (std::int64_t b = first; b < last; ++b) emit(b);
   }
+  if (steps.end < time) return;
   const std::int64_t h_final = buf.slot(time) * B * Ho + first * Ho, c_final = buf.slot(time) * B * H + first * H;
   if (!out.h_n.empty()) std::copy(buf.h + h_final, buf.h + h_final + rows * Ho, out.h_n.data + first * Ho);
   if (!out.c_n.empty()) std::copy(buf.c + c_final, buf.c + c_final + rows * H, out.c_n.data + first * H);
 }
 
-// The recurrence over all batch rows, chunk by chunk in parallel, for the config's variant.
-template <class T>
+// The recurrence over all batch rows for the config's variant: chunk of steps after chunk of steps (see
+// steps_per_chunk), each spread over the threads by batch rows. chunk_buffers(begin, end) gives the pair
+// (buffers whose gates hold x W + b of steps [begin, end), the step those gates start at); inference
+// computes them there and then. Checks for cancellation between chunks.
+template <class T, class ChunkBuffers>
 void forward_steps(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                   const SequenceOutput<T>& out, SequenceDims dims, const ForwardBuffers<T>& buf,
-                   const StepRegularization<T>& regularization) {
+                   const SequenceOutput<T>& out, SequenceDims dims, const StepRegularization<T>& regularization,
+                   const ChunkBuffers& chunk_buffers) {
   dispatch_variant(config, regularization.reg.zoneout(), [&](auto variant) {
     using V = decltype(variant);
     const std::int64_t H = config.hidden_size, Ho = output_size(config);
     const double step_work = double(Ho + 8) * double(4 * H) + (config.projection_size > 0 ? double(H * Ho) : 0.0);
-    const std::int64_t chunk = recurrence_chunk_rows(dims.batch, H);
-    const PackedLhsGemm<T, Eigen::ColMajor> recurrent(regularization.U, 4 * H, 4 * H, Ho, std::min(chunk, dims.batch));
-    parallel_chunks(dims.batch, chunk, double(dims.time) * step_work, [&](std::int64_t first, std::int64_t last) {
-      forward_rows<T, V>(config, weights, in, out, dims, buf, regularization, recurrent, first, last);
-    });
+    const std::int64_t rows = recurrence_chunk_rows(dims.batch, H);
+    const std::int64_t steps = steps_per_chunk(dims.batch, dims.time, step_work, H);
+    const PackedLhsGemm<T, Eigen::ColMajor> recurrent(regularization.U, 4 * H, 4 * H, Ho, std::min(rows, dims.batch));
+    for (std::int64_t begin = 0; begin < dims.time; begin += steps) {
+      const std::int64_t end = std::min(dims.time, begin + steps);
+      const auto chunk = chunk_buffers(begin, end);  // (buffers, the step its gates start at)
+      parallel_chunks(dims.batch, rows, double(end - begin) * step_work, [&](std::int64_t first, std::int64_t last) {
+        forward_rows<T, V>(config, weights, in, out, dims, chunk.first, regularization, recurrent,
+                           StepChunk{begin, end, chunk.second}, first, last);
+      });
+      throw_if_cancelled();
+    }
   });
+}
+
+// x[:, begin:end] as rows [B·(end-begin), I] (b-major): x itself where those rows are contiguous, else a copy
+// in `scratch`.
+template <class T>
+const T* input_rows(const Tensor<const T>& x, std::int64_t begin, std::int64_t end, std::vector<T>& scratch) {
+  const std::int64_t B = x.shape[0], time = x.shape[1], I = x.shape[2], steps = end - begin;
+  if (B == 1 || steps == time) return x.data + begin * I;
+  scratch.resize(static_cast<std::size_t>(B * steps * I));
+  for (std::int64_t b = 0; b < B; ++b)
+    std::copy(x.data + (b * time + begin) * I, x.data + (b * time + end) * I, scratch.data() + b * steps * I);
+  return scratch.data();
 }
 
 }  // namespace
@@ -176,17 +200,21 @@ void forward_inference(const CellConfig& config, const Weights<T>& weights, cons
                        const SequenceOutput<T>& out, const Regularization& regularization) {
   using namespace detail;
   validate(config, regularization);
-  const SequenceDims dims = validate_forward(config, weights, in, out);
-  const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
-  // Batch-first gates: row b of step t at (b*T + t)*4H, so x W needs no transpose.
-  std::vector<T> gates(static_cast<std::size_t>(workspace_sizes(config, B, time, Regularization{}).gates));
-  std::vector<T> h(2 * B * Ho), c(2 * B * H);
-  input_projection(in.x.data, B * time, config, weights, gates.data());
+  const SequenceDims dims = validate_forward(config, weights, in, out, SequenceOutputs::Optional);
+  const std::int64_t B = dims.batch, H = config.hidden_size, Ho = output_size(config);
+  std::vector<T> gates, x_rows, h(2 * B * Ho), c(2 * B * H);
   initial_state(in.h0, h.data(), B * Ho);
   initial_state(in.c0, c.data(), B * H);
-  const ForwardBuffers<T> buf{gates.data(), 4 * H, time * 4 * H, h.data(), c.data(), nullptr, true};
-  forward_steps(config, weights, in, out, dims, buf,
-                StepRegularization<T>{regularization, false, weights.U.data, nullptr, nullptr});
+  // The gates of one chunk of steps, batch-first: row b of step t at (b*steps + t - begin)*4H, so that
+  // x W of the chunk is one product.
+  auto chunk_buffers = [&](std::int64_t begin, std::int64_t end) {
+    const std::int64_t steps = end - begin;
+    gates.resize(static_cast<std::size_t>(B * steps * 4 * H));
+    input_projection(input_rows(in.x, begin, end, x_rows), B * steps, config, weights, gates.data());
+    return std::pair{ForwardBuffers<T>{gates.data(), 4 * H, steps * 4 * H, h.data(), c.data(), nullptr, true}, begin};
+  };
+  forward_steps(config, weights, in, out, dims,
+                StepRegularization<T>{regularization, false, weights.U.data, nullptr, nullptr}, chunk_buffers);
 }
 
 template <class T>
@@ -194,7 +222,7 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
                       const SequenceOutput<T>& out, const Workspace<T>& workspace, const Regularization& regularization) {
   using namespace detail;
   validate(config, regularization);
-  const SequenceDims dims = validate_forward(config, weights, in, out);
+  const SequenceDims dims = validate_forward(config, weights, in, out, SequenceOutputs::Optional);
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
   const WorkspaceLayout<T> ws = workspace_layout(config, B, time, regularization, workspace);
   const CallMasks<T> masks = draw_call_masks(regularization, config, B, weights.U.data);
@@ -203,11 +231,13 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
   input_projection(static_cast<const T*>(ws.x_tm), time * B, config, weights, ws.gates);
   initial_state(in.h0, ws.h, B * Ho);
   initial_state(in.c0, ws.c, B * H);
+  throw_if_cancelled();
   const ForwardBuffers<T> buf{ws.gates, B * 4 * H, 4 * H, ws.h, ws.c, ws.m, false};
   const T* recurrent_mask = masks.recurrent.empty() ? nullptr : masks.recurrent.data();
-  forward_steps(config, weights, in, out, dims, buf,
+  forward_steps(config, weights, in, out, dims,
                 StepRegularization<T>{regularization, true, masks.recurrent_kernel(weights.U.data), recurrent_mask,
-                                      ws.c_new});
+                                      ws.c_new},
+                [&](std::int64_t, std::int64_t) { return std::pair{buf, std::int64_t{0}}; });
 }
 
 template <class T>

@@ -57,10 +57,14 @@ template <class T>
 WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch, std::int64_t time,
                                     const Regularization& regularization, const Workspace<T>& workspace);
 
+// Whether a forward call's output sequence y must be given: the CPU backend may leave it out (empty), and
+// then computes only the final states.
+enum class SequenceOutputs { Required, Optional };
+
 // B and T of a forward call, after checking every argument's shape against the config.
 template <class T>
 SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                              const SequenceOutput<T>& out);
+                              const SequenceOutput<T>& out, SequenceOutputs y = SequenceOutputs::Required);
 
 // The checks of a backward call's arguments against the config (the workspace is checked by workspace_layout).
 template <class T>

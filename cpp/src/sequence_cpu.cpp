@@ -73,7 +73,7 @@ WorkspaceLayout<T> workspace_layout(const CellConfig& config, std::int64_t batch
 
 template <class T>
 SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weights, const SequenceInput<T>& in,
-                              const SequenceOutput<T>& out) {
+                              const SequenceOutput<T>& out, SequenceOutputs y) {
   validate(config, weights);
   if (in.x.empty()) throw std::invalid_argument("x: required");
   const SequenceDims dims = sequence_dims(config, in.x.shape);
@@ -82,7 +82,10 @@ SequenceDims validate_forward(const CellConfig& config, const Weights<T>& weight
   require_shape_or_empty("h0", in.h0, {B, Ho});
   require_shape_or_empty("c0", in.c0, {B, H});
   require_shape_or_empty("mask", in.mask, {B, T_});
-  require_shape("y", out.y, {B, T_, Ho});
+  if (y == SequenceOutputs::Required)
+    require_shape("y", out.y, {B, T_, Ho});
+  else
+    require_shape_or_empty("y", out.y, {B, T_, Ho});
   require_shape_or_empty("h_n", out.h_n, {B, Ho});
   require_shape_or_empty("c_n", out.c_n, {B, H});
   return dims;
@@ -133,9 +136,9 @@ template void validate_backward(const CellConfig&, const Weights<float>&, const 
 template void validate_backward(const CellConfig&, const Weights<double>&, const Tensor<const std::uint8_t>&,
                                 std::int64_t, std::int64_t, const OutputGradients<double>&, const Gradients<double>&);
 template SequenceDims validate_forward(const CellConfig&, const Weights<float>&, const SequenceInput<float>&,
-                                       const SequenceOutput<float>&);
+                                       const SequenceOutput<float>&, SequenceOutputs);
 template SequenceDims validate_forward(const CellConfig&, const Weights<double>&, const SequenceInput<double>&,
-                                       const SequenceOutput<double>&);
+                                       const SequenceOutput<double>&, SequenceOutputs);
 
 }  // namespace detail
 

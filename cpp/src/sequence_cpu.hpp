@@ -81,6 +81,28 @@ inline std::int64_t recurrence_chunk_rows(std::int64_t batch, std::int64_t hidde
   return std::max<std::int64_t>(4, std::min<std::int64_t>(hidden_size < 256 ? 16 : 32, half));
 }
 
+// Sequence calls run their steps in chunks: between two chunks the calling thread checks for cancellation
+// (threads.hpp), and inference computes the input projection x W of one chunk at a time, so that its gates
+// take B·steps·4H elements, not B·T·4H. A chunk is about kChunkWork multiply-adds (some milliseconds on one
+// core, so a cancellation is honoured quickly and the extra fork/join is cheap) and at most kChunkGates gate
+// elements. Chunks depend only on the shape: results stay identical for any thread count.
+constexpr double kChunkWork = double(1 << 28);
+constexpr double kChunkGates = double(1 << 22);
+
+// Steps [begin, end) of one chunk; the gates buffer the chunk reads starts at step gates_from (0 where it
+// holds every step, as training's workspace does).
+struct StepChunk {
+  std::int64_t begin, end, gates_from;
+};
+
+// Steps per chunk for a batch of `batch` rows, each step costing `row_step_work` multiply-adds per row.
+inline std::int64_t steps_per_chunk(std::int64_t batch, std::int64_t time, double row_step_work,
+                                    std::int64_t hidden_size) {
+  const double by_work = kChunkWork / (double(batch) * row_step_work);
+  const double by_gates = kChunkGates / (double(batch) * 4.0 * double(hidden_size));
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::min({double(time), by_work, by_gates})));
+}
+
 // The compile-time variant of the cell: peephole kind, the output peephole's source, and zoneout on or off.
 template <Peephole kPeephole, OutputPeepholeSource kSource, bool kZoneout>
 struct Variant {

@@ -19,17 +19,20 @@ __version__ = _core.__version__
 with_cuda = _core.with_cuda
 with_openmp = _core.with_openmp
 get_num_threads = _core.get_num_threads
+max_num_threads = _core.max_num_threads
 
 __all__ = [
     "__version__", "activations", "callbacks", "cmake_prefix", "datasets", "gate_orders", "get_num_threads",
-    "initializers", "interop", "isa", "layers", "losses", "metrics", "models", "onnx", "ops", "optimizers",
-    "regularizers", "set_num_threads", "utils", "with_cuda", "with_openmp",
+    "initializers", "interop", "isa", "layers", "losses", "max_num_threads", "metrics", "models", "onnx", "ops",
+    "optimizers", "regularizers", "set_num_threads", "utils", "with_cuda", "with_openmp",
 ]
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the number of threads of later calls (n >= 1). OMP_NUM_THREADS sets the default."""
-    _core.set_num_threads(int(n))
+    """Sets the number of threads of later calls: an integer in [1, max_num_threads()] (4 per CPU, at least
+    16), ``TypeError`` for anything that is not an integer (a bool, float or string), ``ValueError`` outside
+    the range. OMP_NUM_THREADS sets the default. The native module checks ``n``: one check for Python and C++."""
+    _core.set_num_threads(n)
 
 
 def cmake_prefix() -> str:

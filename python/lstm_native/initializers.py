@@ -20,6 +20,23 @@ def compute_fans(shape) -> tuple:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
+# Random values are drawn in float64 (the generator's native output, so a seed gives the same weights in any
+# dtype and release) but never all at once: a chunk of this many values at a time is cast into the result,
+# which alone has the full size (Embedding(10**7, 64) in float32 is 2.4 GB; one float64 draw was 4.8 GB more).
+_DRAW_CHUNK = 1 << 18
+
+
+def _drawn(shape, dtype, draw, transform=None) -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` filled in order with ``draw(n)`` (n float64 values of one stream),
+    each chunk passed through ``transform`` (float64 -> float64) before its cast."""
+    result = np.empty(shape, dtype=dtype)
+    flat = result.reshape(-1)
+    for first in range(0, flat.size, _DRAW_CHUNK):
+        values = draw(min(_DRAW_CHUNK, flat.size - first))
+        flat[first : first + values.size] = values if transform is None else transform(values)
+    return result
+
+
 class Initializer:
     def __call__(self, shape, dtype=np.float32) -> np.ndarray:
         raise NotImplementedError
@@ -60,7 +77,8 @@ class RandomUniform(Initializer):
         self.minval, self.maxval, self.seed = minval, maxval, seed
 
     def __call__(self, shape, dtype=np.float32):
-        return utils.generator(self.seed).uniform(self.minval, self.maxval, shape).astype(dtype)
+        rng = utils.generator(self.seed)
+        return _drawn(shape, dtype, lambda n: rng.uniform(self.minval, self.maxval, n))
 
     def get_config(self):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
@@ -71,23 +89,38 @@ class RandomNormal(Initializer):
         self.mean, self.stddev, self.seed = mean, stddev, seed
 
     def __call__(self, shape, dtype=np.float32):
-        return utils.generator(self.seed).normal(self.mean, self.stddev, shape).astype(dtype)
+        rng = utils.generator(self.seed)
+        return _drawn(shape, dtype, lambda n: rng.normal(self.mean, self.stddev, n))
 
     def get_config(self):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
 class TruncatedNormal(RandomNormal):
-    """Normal, redrawn beyond two standard deviations."""
+    """Normal, redrawn beyond two standard deviations: a first pass draws every value, then the values
+    outside [-2, 2] (about 4.6%, whose float64 values alone are kept) are redrawn until none is."""
 
     def __call__(self, shape, dtype=np.float32):
         rng = utils.generator(self.seed)
-        values = rng.normal(0.0, 1.0, shape)
-        outside = np.abs(values) > 2
-        while outside.any():
-            values[outside] = rng.normal(0.0, 1.0, int(outside.sum()))
-            outside = np.abs(values) > 2
-        return (self.mean + self.stddev * values).astype(dtype)
+        scale = lambda values: self.mean + self.stddev * values  # noqa: E731
+        outside_chunks = []
+
+        def first_pass(n):
+            values = rng.normal(0.0, 1.0, n)
+            outside_chunks.append(np.flatnonzero(np.abs(values) > 2))
+            return values
+
+        result = _drawn(shape, dtype, first_pass, scale)
+        flat = result.reshape(-1)
+        outside = np.concatenate([k + first for k, first in zip(outside_chunks, range(0, flat.size, _DRAW_CHUNK))]
+                                 + [np.empty(0, np.int64)])
+        redrawn = np.empty(outside.size)
+        pending = np.arange(outside.size)
+        while pending.size:
+            redrawn[pending] = rng.normal(0.0, 1.0, pending.size)
+            pending = pending[np.abs(redrawn[pending]) > 2]
+        flat[outside] = scale(redrawn)
+        return result
 
 
 class VarianceScaling(Initializer):
@@ -148,6 +181,8 @@ class Orthogonal(Initializer):
         if len(shape) < 2:
             raise ValueError(f"Orthogonal: the shape must have rank >= 2, got {tuple(shape)}")
         rows, cols = math.prod(shape[:-1]), shape[-1]
+        # The QR runs in float64 on the whole matrix: the float64 temporaries are inherent (and the matrix is
+        # a recurrent kernel, (units, 4 units), not a table of millions of rows).
         a = utils.generator(self.seed).normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(a)
         q *= np.sign(np.diag(r))
@@ -166,7 +201,9 @@ class Identity(Initializer):
     def __call__(self, shape, dtype=np.float32):
         if len(shape) != 2:
             raise ValueError(f"Identity: the shape must have rank 2, got {tuple(shape)}")
-        return (self.gain * np.eye(*shape)).astype(dtype)
+        identity = np.eye(*shape, dtype=dtype)
+        identity *= self.gain
+        return identity
 
     def get_config(self):
         return {"gain": self.gain}

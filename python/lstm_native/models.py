@@ -18,6 +18,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving
+from ._call_guard import inference_call, training_call
 from .layers.base import Layer
 from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
@@ -187,9 +188,11 @@ class Sequential(WeightContainer):
         for layer in reversed(layers):
             dy = layer.backward(dy)
 
+    @inference_call
     def __call__(self, x, training: bool = False):
         return self._forward(self._prepare_x(x), training=training)[0]
 
+    @inference_call
     def trace(self, x, layer) -> dict:
         """Gate traces of one LSTM layer (given as the layer, its name or its index in ``layers``) for the
         input x: {"i", "f", "g", "o", "c", "h"}, each (batch, timesteps, units). The layers before it run as
@@ -201,6 +204,7 @@ class Sequential(WeightContainer):
         x, mask = self._forward(self._prepare_x(x), training=False, stop=index)
         return self._layers[index].trace(x, mask=mask)
 
+    @inference_call
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
         """The model's outputs for x: an array (in batches of ``batch_size``, default 32) or batches from a
         generator, dataset or sequence (see :mod:`lstm_native.data`; ``steps`` caps their number)."""
@@ -278,6 +282,7 @@ class Sequential(WeightContainer):
             self._backward(dy_pred)
         return float(value) + self._regularization()
 
+    @training_call
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         x = self._prepare_x(x)
         sample_weight = self._sample_weights(y, sample_weight, class_weight)
@@ -366,6 +371,7 @@ class Sequential(WeightContainer):
                                                   (tuple(validation_data) + (None,))[2], val_batch_size,
                                                   validation_steps, shuffle=False, needs_y=True, **names)
 
+    @training_call
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
@@ -449,6 +455,7 @@ class Sequential(WeightContainer):
                     math.isfinite(weight) and weight >= 0):
                 raise ValueError(f"class_weight[{key}]: expected a finite weight >= 0, got {weight!r}")
 
+    @inference_call
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """The loss and metrics over x and y (arrays, in batches of ``batch_size``), or over the batches of a

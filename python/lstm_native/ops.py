@@ -11,8 +11,14 @@ h_t = (o_t * tanh(c_t)) @ W_hr: then U is (P, 4H), and h0, y and the final h hav
 
 The cell is DESIGN.md section 1; ``lstm_native.lstm_native.hpp`` states it in full. Computation is float32
 or float64, taken from ``W``: every other float array must have the same dtype (``TypeError`` otherwise).
-Non-contiguous inputs are copied to contiguous ones here; the native module itself accepts only
-C-contiguous arrays and never copies.
+Inputs that are not C-contiguous, aligned and in the machine's byte order (also read-only ones, which the
+core only reads) are copied here as needed; the native module itself accepts only C-contiguous, aligned arrays
+and never copies.
+
+Threads: every function here may run from several threads at once (the native calls release the GIL). A
+context is consumed by exactly one :func:`lstm_backward` call, also under races: a concurrent second call
+raises ``ValueError``. A long native call (or a chunk of a few milliseconds of its steps) honours Ctrl-C:
+``KeyboardInterrupt``, with the workspace pool and the arguments intact.
 
 ``device="cuda"`` (:mod:`lstm_native.cuda`) runs :func:`lstm_forward` and :func:`lstm_backward` on the current
 CUDA device. There x, h0, c0 and the output gradients may also be arrays on that device, given as any
@@ -52,6 +58,13 @@ _KDLCUDA = 2  # DLPack's device type of CUDA memory
 _SPARE_WORKSPACES: list = []
 _MAX_SPARE_WORKSPACES = 4  # one per layer of a stack of up to 4
 _SPARE_LOCK = threading.Lock()
+
+
+def _keep_spare(workspace: np.ndarray) -> None:
+    """Offers a spent training workspace (a numpy array the core has overwritten) for reuse."""
+    with _SPARE_LOCK:
+        if len(_SPARE_WORKSPACES) < _MAX_SPARE_WORKSPACES:
+            _SPARE_WORKSPACES.append(workspace)
 
 
 def _reusable_workspace(x: np.ndarray, args: dict) -> Optional[np.ndarray]:
@@ -102,7 +115,8 @@ class LSTMGradients(NamedTuple):
 
 class ForwardContext:
     """The training workspace of one forward pass (with device="cuda", a ``_core.CudaTrainingState`` that keeps
-    it on the GPU). Consumed by one call of :func:`lstm_backward`."""
+    it on the GPU). Consumed by one call of :func:`lstm_backward`: taken atomically, so that of two racing
+    calls exactly one gets it."""
 
     __slots__ = ("_args", "_workspace", "batch", "time", "device")
 
@@ -116,6 +130,17 @@ class ForwardContext:
     @property
     def consumed(self) -> bool:
         return self._workspace is None
+
+    def _take(self):
+        """The workspace, which leaves the context (ValueError if an earlier or concurrent call took it)."""
+        with _CONTEXT_LOCK:
+            workspace, self._workspace = self._workspace, None
+        if workspace is None:
+            raise ValueError("context: already consumed by an earlier (or a concurrent) lstm_backward call")
+        return workspace
+
+
+_CONTEXT_LOCK = threading.Lock()
 
 
 def lengths_to_mask(lengths, time: int) -> np.ndarray:
@@ -131,18 +156,19 @@ def lengths_to_mask(lengths, time: int) -> np.ndarray:
 
 
 def _compute_dtype(W) -> np.dtype:
-    """The computation's dtype: W's, float32 or float64."""
-    dtype = np.asarray(W).dtype
+    """The computation's dtype: W's (in the machine's byte order), float32 or float64."""
+    dtype = np.asarray(W).dtype.newbyteorder("=")
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"W: expected dtype float32 or float64, got {dtype}")
     return dtype
 
 
 def _float_array(name: str, value, dtype: np.dtype) -> np.ndarray:
+    """``value`` as the core takes it: C-contiguous, aligned, native byte order (copied only where needed)."""
     array = np.asarray(value)
-    if array.dtype != dtype:
+    if array.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} (the dtype of W), got {array.dtype}")
-    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+    return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def _optional_float_array(name: str, value, dtype: np.dtype) -> Optional[np.ndarray]:
@@ -222,6 +248,7 @@ def lstm_forward(
     weight_drop: float = 0.0,
     seed: int = 0,
     device: str = "cpu",
+    return_sequences: bool = True,
 ) -> LSTMForward:
     """Runs one LSTM layer over whole sequences, on ``device`` ("cpu" or "cuda": RuntimeError where CUDA is
     not available, ValueError for anything else).
@@ -237,6 +264,9 @@ def lstm_forward(
     and the element's indices (a Philox counter-based generator): use a new seed per batch. Without
     training, dropouts are off and zoneout acts as its expectation. Zoneout is not defined with a projection
     (``W_hr``): ``ValueError``.
+
+    ``return_sequences=False``: only the final states are wanted; ``y`` is None, and on the CPU the output
+    sequence is never stored (inference then needs memory for a chunk of steps, not for all T).
     """
     kind = _check_variant(peephole, output_peephole_source)
     device = cuda.check_device(device)
@@ -267,7 +297,14 @@ def lstm_forward(
         (y, h, c), workspace = _core.cuda_forward(x=x, h0=h0, c0=c0, **args), None
     else:
         spare = _reusable_workspace(x, args) if training else None
-        y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare, **args)
+        try:
+            y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare,
+                                               return_sequences=bool(return_sequences), **args)
+        except BaseException:
+            if spare is not None:  # scratch memory: reusable whatever the call left in it
+                _keep_spare(spare)
+            raise
+    y = y if return_sequences else None
     context = ForwardContext(args, workspace, x.shape[0], x.shape[1], device) if training else None
     return LSTMForward(y, h, c, context)
 
@@ -285,16 +322,21 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
     args, device = context._args, context.device
     dtype = args["W"].dtype
     dy, dh, dc = (_sequence_array(name, value, dtype, device) for name, value in (("dy", dy), ("dh", dh), ("dc", dc)))
-    if device == "cuda":  # the state holds the weights, mask, configuration and workspace
-        grads = _core.cuda_backward(context._workspace, dy=dy, dh_n=dh, dc_n=dc)
-    else:
-        grads = _core.backward(dy=dy, dh_n=dh, dc_n=dc, workspace=context._workspace, batch=context.batch,
-                               time=context.time, **args)
-        with _SPARE_LOCK:
-            if len(_SPARE_WORKSPACES) < _MAX_SPARE_WORKSPACES:
-                _SPARE_WORKSPACES.append(context._workspace)  # spent (the core has overwritten it): reusable
-    context._workspace = None  # with device="cuda" this frees the state's device memory
-    return LSTMGradients(*grads)
+    workspace = context._take()  # from here on no other call can use it
+    spent = True
+    try:
+        if device == "cuda":  # the state holds the weights, mask, configuration and workspace
+            grads = _core.cuda_backward(workspace, dy=dy, dh_n=dh, dc_n=dc)
+        else:
+            grads = _core.backward(dy=dy, dh_n=dh, dc_n=dc, workspace=workspace, batch=context.batch,
+                                   time=context.time, **args)
+    except (ValueError, TypeError):
+        context._workspace, spent = workspace, False  # the core checks its arguments before it writes
+        raise
+    finally:
+        if spent and device == "cpu":  # overwritten by the core (to the end, or until interrupted): reusable
+            _keep_spare(workspace)
+    return LSTMGradients(*grads)  # with device="cuda" dropping the state frees its device memory
 
 
 def lstm_trace(

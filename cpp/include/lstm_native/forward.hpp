@@ -35,7 +35,9 @@ struct SequenceInput {
 // What a forward pass writes. All owned by the caller; every element is overwritten.
 template <class T>
 struct SequenceOutput {
-  Tensor<T> y;    // [B,T,Ho] h_t of every step (the carried h, or 0, at masked steps); Ho = output_size(config)
+  Tensor<T> y;    // [B,T,Ho] h_t of every step (the carried h, or 0, at masked steps); Ho = output_size(config).
+                  // The CPU's sequence calls take it empty when only the final states are wanted (the CUDA
+                  // backend needs it).
   Tensor<T> h_n;  // [B,Ho]   optional: the final hidden state (the last valid step's, with a mask)
   Tensor<T> c_n;  // [B,H]    optional: the final cell state
 };

@@ -84,7 +84,8 @@ class Bidirectional(Layer):
     def forward(self, x, training=False, mask=None):
         y_forward = self.forward_layer.forward(x, training=training, mask=mask)
         y_backward = self._align(self.backward_layer.forward(x, training=training, mask=mask))
-        self._outputs = (y_forward, y_backward) if training else None
+        if training:  # inference writes no state: many threads may run it at once
+            self._outputs = (y_forward, y_backward)
         if self.merge_mode == "concat":
             return np.concatenate([y_forward, y_backward], axis=-1)
         if self.merge_mode == "sum":

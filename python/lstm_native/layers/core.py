@@ -52,7 +52,9 @@ class Dropout(Layer):
         self._scaled_keep = None
 
     def forward(self, x, training=False, mask=None):
-        if not training or self.rate == 0:
+        if not training:  # inference writes no state: many threads may run it at once
+            return x
+        if self.rate == 0:
             self._scaled_keep = None
             return x
         shape = x.shape if self.noise_shape is None else tuple(
@@ -96,7 +98,8 @@ class Embedding(Layer):
         ids = ids.astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
             raise ValueError(f"{self.name}: ids must lie in [0, {self.input_dim}), got {ids.min()}..{ids.max()}")
-        self._ids = ids if training else None
+        if training:  # inference writes no state: many threads may run it at once
+            self._ids = ids
         return self.embeddings.value[ids]
 
     def backward(self, dy):
@@ -122,7 +125,8 @@ class Masking(Layer):
 
     def forward(self, x, training=False, mask=None):
         keep = self.compute_mask(x)[..., None]
-        self._keep = keep if training else None
+        if training:  # inference writes no state: many threads may run it at once
+            self._keep = keep
         return x * keep
 
     def backward(self, dy):

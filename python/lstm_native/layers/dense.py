@@ -40,7 +40,8 @@ class Dense(Layer):
         if self.bias is not None:
             logits += self.bias.value
         y = self.activation.forward(logits)
-        self._cache = (x, logits, y) if training else None
+        if training:  # inference writes no state: many threads may run it at once
+            self._cache = (x, logits, y)
         return y
 
     @property

@@ -8,6 +8,8 @@ W_hr (H, P) project the state, h_t = (o_t ⊙ tanh(c_t)) W_hr, and U is (P, 4H).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import cuda
@@ -113,7 +115,7 @@ class LSTM(Layer):
         self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.activation_regularization = float(activation_regularization)
         self.temporal_activation_regularization = float(temporal_activation_regularization)
-        self.losses = []  # activity penalties of the last forward pass
+        self._losses_by_thread = {}  # thread id -> the activity penalties of its last forward pass
         self._outputs = None
         self.states = None  # [h, c] carried between calls when stateful
         self._context = None
@@ -178,17 +180,31 @@ class LSTM(Layer):
             initial_state = self.states
         h0, c0 = (None, None) if initial_state is None else (np.asarray(s, self.dtype) for s in initial_state)
         seed = int((self._rng or utils.generator()).integers(0, 2**63)) if training and self._regularized() else 0
+        # Without return_sequences the core keeps no output sequence, unless a penalty on it needs one.
+        sequence_needed = (self.return_sequences or self.activation_regularization
+                           or self.temporal_activation_regularization)
         out = ops.lstm_forward(x, *self._weights_for_ops(), W_hr=self._projection_for_ops(), peephole=self.peephole,
                                output_peephole_source=self.output_peephole_source, h0=h0, c0=c0, mask=mask,
                                zero_output_for_mask=self.zero_output_for_mask, training=training, seed=seed,
-                               device=self.device, **self.rates)
-        self._context = out.context
+                               device=self.device, return_sequences=bool(sequence_needed), **self.rates)
         if self.stateful:
             self.states = [out.h, out.c]
         output = out.y if self.return_sequences else out.h
         self.losses = self._activity_losses(out.y, output)
-        self._outputs = (out.y, output) if training else None
+        if training:  # inference writes no state shared between threads (stateful layers aside)
+            self._context = out.context
+            self._outputs = (out.y, output)
         return [output, out.h, out.c] if self.return_state else output
+
+    @property
+    def losses(self) -> list:
+        """The activity penalties of this thread's last forward pass (per thread, so that threads evaluating
+        one model at once each see their own)."""
+        return self._losses_by_thread.get(threading.get_ident(), [])
+
+    @losses.setter
+    def losses(self, values) -> None:
+        self._losses_by_thread[threading.get_ident()] = list(values)
 
     def get_config(self):
         config = super().get_config()
