@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import struct
 import sys
 from pathlib import Path
@@ -228,8 +229,8 @@ def cases(seeds: dict) -> list:
             h = json.loads(json.dumps(header))
             h[name]["dtype"] = dtype
             add(f"{seed_name}.dtype.{dtype!r}"[:80], join(h, payload), "error")
-        h = json.loads(json.dumps(header))  # F64 with the byte range of F32: a size mismatch
-        h[name]["dtype"] = "F64"
+        h = json.loads(json.dumps(header))  # the other float dtype, with this byte range: a size mismatch
+        h[name]["dtype"] = "F32" if header[name]["dtype"] == "F64" else "F64"
         add(f"{seed_name}.dtype.F64-size", join(h, payload), "error")
         # the tensor table: missing, extra, renamed, not an object
         h = json.loads(json.dumps(header))
@@ -331,7 +332,7 @@ def cases(seeds: dict) -> list:
                 add(f"{seed_name}.deep.value{k}", join(h, payload), "error")
                 break
         raw = json.dumps(header, separators=(",", ":"))
-        add(f"{seed_name}.deep.dtype", join(None, payload, raw.replace('"dtype":"F32"', '"dtype":' + deep, 1).encode()),
+        add(f"{seed_name}.deep.dtype", join(None, payload, re.sub('"dtype":"F(32|64)"', '"dtype":' + deep, raw, count=1).encode()),
             "error")
         add(f"{seed_name}.deep.shape-entry",
             join(None, payload, raw.replace('"shape":[', '"shape":[' + deep + ",", 1).encode()), "error")

@@ -21,7 +21,9 @@ and its header metadata (strings, JSON where noted):
 Saving writes a temporary file next to the target, flushes it to disk and renames it over the target: a
 crash leaves the old file or the new one, never a mix. Loading checks the format and version, the JSON (the
 layers, losses, metrics and optimizers it describes are rebuilt from the library's own classes only), and
-every tensor's name, dtype and shape before it changes a model; a bad file raises ValueError naming the file.
+every tensor's name, dtype, shape and finiteness before it changes a model; a bad file raises ValueError
+naming the file. What a file may hold (keys, values, limits) is lstm_native.file_rules, which the C++ loader
+enforces too.
 """
 
 from __future__ import annotations
