@@ -7,7 +7,9 @@ Each case is (name, bytes, expected): expected is "ok" (a valid file that must l
 truncations, bit and byte flips, header-length edits, out-of-range / reversed / overlapping data offsets,
 shapes whose element count overflows, wrong dtypes, unknown layer types, wrong format and version, bad
 config values (types, ranges, ranks), deeply nested JSON (100000 '[') in the header, the config and a
-config value, and huge JSON. The seeds take inputs [2, 3, F] (F in 1..6) or [2, 3] token ids, the shapes
+config value, and huge JSON; many-layer configs (up to and past the layer limit); every config key of every
+layer kind (nested LSTMs, initializers and regularizers included) set to values of wrong types and ranges,
+unknown keys and header entries, and non-finite weights. The seeds take inputs [2, 3, F] (F in 1..6) or [2, 3] token ids, the shapes
 tests/cpp/fuzz_model_loader.cpp probes.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import struct
 import sys
 from pathlib import Path
@@ -43,6 +46,7 @@ def _seed_models():
         "embedding": [L.Input(shape=(T,)), L.Embedding(5, 3, mask_zero=True),
                       L.Bidirectional(L.LSTM(2, return_sequences=True), merge_mode="ave"),
                       L.Dense(2, activation="softmax")],
+        "float64": [L.LSTM(2, dtype="float64", input_shape=(T, 6)), L.Dense(2, dtype="float64")],
     }
     import tempfile
 
@@ -57,7 +61,7 @@ def _seed_models():
                 model.fit(x, np.zeros((4, 2), np.float32), epochs=1, verbose=0)
             else:  # builds the model
                 features = {"full-previous": (2,), "bidirectional": (3,), "masking": (5,), "projected": (3,),
-                            "embedding": ()}[name]
+                            "embedding": (), "float64": (6,)}[name]
                 model.predict(np.ones((2, T) + features, np.int64 if name == "embedding" else np.float32), verbose=0)
             path = Path(tmp) / f"{name}.safetensors"
             model.save(path, include_optimizer=(name == "stacked"))
@@ -85,6 +89,75 @@ def with_config(data: bytes, edit) -> bytes:
     edit(config)
     header["__metadata__"]["config"] = json.dumps(config)
     return join(header, payload)
+
+
+# Values that every config key gets in turn: wrong types, out of range, odd strings, hostile entries.
+KEY_VALUES = [None, 0, -1, 1, 0.5, 1.5, 2.0, 2**24, 2**24 + 1, 2**63, 1e300, "x", "", "relu", "tanh", "float16",
+              "object", "float64", True, False, [], [3, 4], {}, {"class_name": "Zeros"},
+              {"class_name": "GlorotUniform", "config": {"seed": "x"}}, {"class_name": "L1", "config": {"l1": -1}},
+              {"class_name": "os.system", "config": {}}, {"class_name": "LSTM", "config": {"units": 2}}]
+
+
+def _layer_configs(config: dict):
+    """(label, the config of a layer or of a Bidirectional's sublayer) in a model config."""
+    for k, layer in enumerate(config["layers"]):
+        yield f"layer{k}", lambda c, k=k: c["layers"][k]["config"]
+        if layer["class_name"] == "Bidirectional":
+            for sub in ("layer", "backward_layer"):
+                yield f"layer{k}.{sub}", lambda c, k=k, sub=sub: c["layers"][k]["config"][sub]["config"]
+
+
+def _with_tensor_value(data: bytes, value: float) -> bytes:
+    """The file with the first value of its first weight tensor replaced (F32 or F64)."""
+    header, payload = split(data)
+    name = next(n for n in tensor_names(header) if n.startswith("layers."))
+    begin = header[name]["data_offsets"][0]
+    import numpy as np
+
+    with np.errstate(over="ignore"):  # 1e300 as F32: inf
+        packed = np.array([value], "<f4" if header[name]["dtype"] == "F32" else "<f8").tobytes()
+    return join(header, payload[:begin] + packed + payload[begin + len(packed):])
+
+
+def many_layer_cases(seed: bytes, layer_limit: int) -> list:
+    """The seed with Dropout layers appended: 20,000 (valid), and one past the loaders' layer limit."""
+    out = []
+    for count, expected in [(20_000, "ok"), (layer_limit + 1 - 5, "error")]:  # the seed holds 5 layers
+        extra = [{"class_name": "Dropout", "config": {"rate": 0.5}}] * count
+        out.append((f"many-layers.{count}", with_config(seed, lambda c: c["layers"].extend(extra)), expected))
+    return out
+
+
+def key_cases(seed_name: str, data: bytes) -> list:
+    """Every key of every layer config (and of their initializers) set to each of KEY_VALUES, an unknown key per
+    layer, and unknown or missing header entries: for the loaders' agreement (either answer is fine alone)."""
+    header, _ = split(data)
+    config = json.loads(header["__metadata__"]["config"])
+    out = []
+    for label, find in _layer_configs(config):
+        for key in list(find(config)) + ["surprise", "device", "input_shape"]:
+            for v, value in enumerate(KEY_VALUES):
+                out.append((f"{seed_name}.{label}.{key}.{v}",
+                            with_config(data, lambda c, key=key, value=value: find(c).__setitem__(key, value)), None))
+        for key, value in [("kernel_initializer", {"class_name": "RandomNormal", "config": {"stddev": "1"}}),
+                           ("kernel_initializer", {"class_name": "VarianceScaling", "config": {"mode": "x"}}),
+                           ("kernel_initializer", {"class_name": "Constant", "config": {"value": 1e300}}),
+                           ("kernel_initializer", {"class_name": "Orthogonal", "config": {"gain": 1, "bad": 2}}),
+                           ("kernel_initializer", {"class_name": "Orthogonal", "extra": 1}),
+                           ("kernel_initializer", {"class_name": "he_normal", "config": {"seed": 3}}),
+                           ("kernel_regularizer", {"class_name": "L1L2", "config": {"l1": 0.1, "l2": 1e300}}),
+                           ("kernel_regularizer", "l2"), ("kernel_regularizer", {"class_name": "L2"})]:
+            if key in find(config):
+                out.append((f"{seed_name}.{label}.{key}.{json.dumps(value)}"[:90],
+                            with_config(data, lambda c, key=key, value=value: find(c).__setitem__(key, value)), None))
+    for key, value in [("surprise", "1"), ("Config", "{}"), ("training_state", "{}"), ("compile", "{}")]:
+        h = json.loads(json.dumps(header))
+        h["__metadata__"][key] = value
+        out.append((f"{seed_name}.meta.extra.{key}", join(h, split(data)[1]), None))
+    for value, expected in [(float("nan"), "error"), (float("inf"), "error"), (-float("inf"), "error"),
+                            (1e300, "error"), (0.5, "ok")]:
+        out.append((f"{seed_name}.weight.{value}", _with_tensor_value(data, value), expected))
+    return out
 
 
 def cases(seeds: dict) -> list:
@@ -156,8 +229,8 @@ def cases(seeds: dict) -> list:
             h = json.loads(json.dumps(header))
             h[name]["dtype"] = dtype
             add(f"{seed_name}.dtype.{dtype!r}"[:80], join(h, payload), "error")
-        h = json.loads(json.dumps(header))  # F64 with the byte range of F32: a size mismatch
-        h[name]["dtype"] = "F64"
+        h = json.loads(json.dumps(header))  # the other float dtype, with this byte range: a size mismatch
+        h[name]["dtype"] = "F32" if header[name]["dtype"] == "F64" else "F64"
         add(f"{seed_name}.dtype.F64-size", join(h, payload), "error")
         # the tensor table: missing, extra, renamed, not an object
         h = json.loads(json.dumps(header))
@@ -259,10 +332,14 @@ def cases(seeds: dict) -> list:
                 add(f"{seed_name}.deep.value{k}", join(h, payload), "error")
                 break
         raw = json.dumps(header, separators=(",", ":"))
-        add(f"{seed_name}.deep.dtype", join(None, payload, raw.replace('"dtype":"F32"', '"dtype":' + deep, 1).encode()),
+        add(f"{seed_name}.deep.dtype", join(None, payload, re.sub('"dtype":"F(32|64)"', '"dtype":' + deep, raw, count=1).encode()),
             "error")
         add(f"{seed_name}.deep.shape-entry",
             join(None, payload, raw.replace('"shape":[', '"shape":[' + deep + ",", 1).encode()), "error")
+    out += [case for name, data in seeds.items() for case in key_cases(name, data)]
+    from lstm_native import file_rules
+
+    out += many_layer_cases(seeds["stacked"], file_rules.LIMITS["layers"])
     # whole-header cases, independent of the seeds
     any_seed = next(iter(seeds.values()))
     header, payload = split(any_seed)

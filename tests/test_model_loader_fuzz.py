@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import lstm_native
@@ -148,3 +149,68 @@ def test_libfuzzer_on_the_loader(corpus, tmp_path):
     assert done.returncode == 0, f"libFuzzer found a problem or failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     summary = [line for line in done.stderr.splitlines() if line.startswith("Done ") or "stat::number_of_executed_units" in line]
     print(f"libFuzzer: {summary}")
+
+
+PYTHON_PREDICTIONS = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from lstm_native.models import load_model
+
+def probes():  # tests/cpp/fuzz_model_loader.cpp's probe_inputs(), in its order
+    for F in range(1, 7):
+        k = np.arange(2 * 3 * F)
+        yield np.where(k % 5 == 4, 0.0, 0.25 * (k % 7) - 0.5).astype(np.float32).reshape(2, 3, F)
+    yield np.array([[1, 2, 0], [3, 0, 1]], np.float32)
+
+results = {}
+for path in sorted(Path(sys.argv[1]).iterdir()):
+    try:
+        model = load_model(path, compile=False)
+    except ValueError:
+        results[path.name] = None
+        continue
+    result = []
+    for x in probes():  # as the C++ driver: the last input that the model takes
+        try:
+            y = model.predict(x)
+            result = [list(y.shape), np.asarray(y, np.float64).ravel().tolist()]
+        except (ValueError, TypeError):
+            pass
+    results[path.name] = result
+print(json.dumps(results))
+"""
+
+
+@needs_loader
+def test_both_loaders_accept_the_same_files(fuzz_driver, corpus):
+    """Every file of the corpus (hostile files, many-layer configs, every config key of every layer kind set to
+    wrong values) is refused by both loaders, or loaded by both, and then both predict the same outputs. The C++
+    loader serves inference only, so Python's side is load_model(compile=False): neither reads the optimizer."""
+    directory, expectations = corpus
+    done = subprocess.run([fuzz_driver, directory], capture_output=True, timeout=600, preexec_fn=limit_resources,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", LSTM_NATIVE_FUZZ_PRINT_VALUES="1"))
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-3000:]
+    cpp = dict(line.split("\t", 1) for line in done.stdout.decode("utf-8", "replace").splitlines())
+    done = subprocess.run([sys.executable, "-c", PYTHON_PREDICTIONS, directory], capture_output=True, text=True,
+                          timeout=900, preexec_fn=limit_resources, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-3000:]}"
+    python = json.loads(done.stdout.splitlines()[-1])
+    disagreements = []
+    for name, python_result in sorted(python.items()):
+        cpp_result = cpp[str(directory / name)]
+        case = expectations[name]["case"]
+        python_refused = python_result is None
+        if python_refused != cpp_result.startswith("ERROR "):
+            disagreements.append(f"{case}: Python {'refused' if python_refused else 'loaded'}, C++ {cpp_result[:300]}")
+        elif python_refused:
+            continue
+        elif python_result:  # both loaded, and an input fitted
+            words = cpp_result.split()
+            shape = [int(d) for d in words[1].split("x")] if words[1] != "no-input-shape-matched" else None
+            if shape != python_result[0] or not np.allclose(np.array(words[2:], float), python_result[1], atol=1e-5):
+                disagreements.append(f"{case}: the predictions differ: Python {python_result[0]}, C++ {cpp_result[:200]}")
+        elif not cpp_result.startswith("OK no-input-shape-matched"):
+            disagreements.append(f"{case}: Python took none of the inputs, C++ {cpp_result[:200]}")
+    print(f"{len(python)} files: {sum(r is not None for r in python.values())} loaded by both loaders")
+    assert not disagreements, f"{len(disagreements)} of {len(python)} files:\n" + "\n".join(disagreements[:60])

@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -36,56 +37,173 @@ std::int64_t checked_product(std::int64_t a, std::int64_t b) {
 
 [[noreturn]] void internal_error(const std::string& what) { throw std::logic_error("lstm_native::Model: " + what); }
 
+// -- What a file may hold ----------------------------------------------------------------------------------
+// The rules of python/lstm_native/file_rules.py, generated into model_file_rules.inc: the Python loader
+// enforces the same ones, so that both accept the same files. A key's rule is the name of a value kind
+// (value_problem) or the list of the values allowed.
+const json& rules() {
+  static const json parsed = json::parse(
+#include "model_file_rules.inc"
+  );
+  return parsed;
+}
+
+std::int64_t limit(const char* name) { return rules().at("limits").at(name).get<std::int64_t>(); }
+
+bool integer_in(const json& value, std::int64_t low, std::int64_t high) {
+  if (!value.is_number_integer()) return false;
+  if (value.is_number_unsigned()) {
+    const std::uint64_t u = value.get<std::uint64_t>();
+    return (low <= 0 || u >= static_cast<std::uint64_t>(low)) && high >= 0 && u <= static_cast<std::uint64_t>(high);
+  }
+  const std::int64_t i = value.get<std::int64_t>();
+  return low <= i && i <= high;
+}
+
+bool finite_number(const json& value) { return value.is_number() && std::isfinite(value.get<double>()); }
+bool float32_number(const json& value) {
+  return finite_number(value) && std::fabs(value.get<double>()) <= std::numeric_limits<float>::max();
+}
+
+bool is_shape(const json& value, std::size_t min_rank, std::size_t max_rank) {
+  if (!value.is_array() || value.size() < min_rank || value.size() > max_rank) return false;
+  return std::all_of(value.begin(), value.end(),
+                     [](const json& d) { return d.is_null() || integer_in(d, 1, limit("dimension")); });
+}
+
+std::string layer_problem(const json& entry);
+std::string config_problem(const json& config, const json& keys, const json& required);
+
+// "" for a name in `table` or a {"class_name": name, "config": {...}} object of one; else the problem.
+std::string identifier_problem(const json& value, const json& table, const std::string& what) {
+  if (value.is_string()) return table.contains(value.get<std::string>()) ? "" : "unknown " + what + " " + brief(value);
+  const bool shaped = value.is_object() && value.contains("class_name") && value.at("class_name").is_string() &&
+                      std::all_of(value.items().begin(), value.items().end(),
+                                  [](const auto& item) { return item.key() == "class_name" || item.key() == "config"; });
+  if (!shaped) return "expected a " + what + " name or {\"class_name\": ..., \"config\": {...}}";
+  const std::string name = value.at("class_name").get<std::string>();
+  if (!table.contains(name)) return "unknown " + what + " class " + brief(value.at("class_name"));
+  return config_problem(value.contains("config") ? value.at("config") : json::object(), table.at(name), json::array());
+}
+
+// "" when `value` is of the kind `kind`; else the problem.
+std::string value_problem(const json& kind, const json& value) {
+  if (kind.is_array()) {
+    for (const json& choice : kind)
+      if (choice.type() == value.type() && choice == value) return "";
+    return "expected one of " + kind.dump();
+  }
+  const std::string name = kind.get<std::string>();
+  const std::int64_t units = limit("units"), rank = limit("rank");
+  const auto check = [](bool ok, const std::string& expected) { return ok ? std::string() : "expected " + expected; };
+  if (name == "string") return check(value.is_string(), "a string");
+  if (name == "bool") return check(value.is_boolean(), "true or false");
+  if (name == "size") return check(integer_in(value, 1, units), "an integer in [1, " + std::to_string(units) + "]");
+  if (name == "vocabulary")
+    return check(integer_in(value, 1, units), "an integer in [1, " + std::to_string(units) +
+                                                  "]: token ids reach this loader as float32, which tells integers "
+                                                  "apart up to 2**24");
+  if (name == "size_or_zero") return check(integer_in(value, 0, units), "an integer in [0, " + std::to_string(units) + "]");
+  if (name == "rate")
+    return check(finite_number(value) && value.get<double>() >= 0 && value.get<double>() < 1, "a rate in [0, 1)");
+  if (name == "coefficient") return check(float32_number(value) && value.get<double>() >= 0, "a finite number >= 0");
+  if (name == "float32") return check(float32_number(value), "a finite float32 number");
+  if (name == "seed")
+    return check(value.is_null() || integer_in(value, 0, std::numeric_limits<std::int64_t>::max()),
+                 "null or an integer in [0, 2**63)");
+  if (name == "shape") return check(is_shape(value, 1, rank - 1), "a shape (no batch size): 1 to 7 sizes, null or positive integers");
+  if (name == "batch_shape") return check(is_shape(value, 2, rank), "[batch, ...]: 2 to 8 sizes, null or positive integers");
+  if (name == "noise_shape") return check(value.is_null() || is_shape(value, 1, rank), "null or a shape");
+  if (name == "batch_size") return check(value.is_null() || integer_in(value, 1, limit("dimension")), "null or a positive integer");
+  if (name == "activation") {
+    const json& known = rules().at("activations");
+    return check(value.is_null() || std::find(known.begin(), known.end(), value) != known.end(),
+                 "null or one of " + known.dump());
+  }
+  if (name == "initializer") return identifier_problem(value, rules().at("initializers"), "initializer");
+  if (name == "regularizer") return value.is_null() ? "" : identifier_problem(value, rules().at("regularizers"), "regularizer");
+  if (name == "lstm") {
+    if (!(value.is_object() && value.contains("class_name") && value.at("class_name") == "LSTM"))
+      return "expected {\"class_name\": \"LSTM\", \"config\": {...}}";
+    return layer_problem(value);
+  }
+  internal_error("the rules name an unknown kind " + name);
+}
+
+std::string config_problem(const json& config, const json& keys, const json& required) {
+  if (!config.is_object()) return "expected a config object, got " + brief(config);
+  for (const json& key : required)
+    if (!config.contains(key.get<std::string>())) return "lacks \"" + key.get<std::string>() + "\"";
+  for (const auto& [key, value] : config.items()) {
+    if (!keys.contains(key)) return "unknown key \"" + key.substr(0, 200) + "\"";
+    const std::string problem = value_problem(keys.at(key), value);
+    if (!problem.empty()) return key + ": " + problem + ", got " + brief(value);
+  }
+  return "";
+}
+
+// "" for a layer entry {"class_name": ..., "config": {...}} that a file may hold; else the problem.
+std::string layer_problem(const json& entry) {
+  if (!(entry.is_object() && entry.size() == 2 && entry.contains("class_name") && entry.contains("config") &&
+        entry.at("class_name").is_string()))
+    return "expected {\"class_name\": ..., \"config\": {...}}, got " + brief(entry);
+  const std::string kind = entry.at("class_name").get<std::string>();
+  if (!rules().at("layers").contains(kind)) return "class \"" + kind.substr(0, 200) + "\" is not supported";
+  const std::string problem = config_problem(entry.at("config"), rules().at("layers").at(kind), rules().at("required").at(kind));
+  return problem.empty() ? "" : kind + ": " + problem;
+}
+
 // What a layer's config and tensors are read through: errors name the file, the layer and the problem.
+// Its config has passed the rules (layer_problem): keys missing from it take the rules' defaults.
 struct LayerSource {
   const std::string& path;
   const std::string& layer;
   const json& config;
+  const json& defaults;  // the constructor's defaults of the layer's class
   detail::SafetensorsFile& file;
   std::string prefix;  // "layers.<k>." (+ "forward."/"backward.")
   std::set<std::string>& used;
+  std::int64_t& parameters_left;  // what the model's weights may still add, under the file's limit
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw ModelFileError(path + ": layer \"" + layer + "\": " + problem);
   }
+  const json& value(const char* key) const { return config.contains(key) ? config.at(key) : defaults.at(key); }
   template <class V>
   V get(const char* key) const {
-    if (!config.contains(key)) fail(std::string("its config lacks \"") + key + "\"");
-    if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
-      // a float JSON number converted to an integer could be out of range (undefined behavior)
-      if (!config.at(key).is_number_integer())
-        fail(std::string("\"") + key + "\" must be an integer, got " + brief(config.at(key)));
-    }
-    if constexpr (std::is_floating_point_v<V>) {
-      if (!config.at(key).is_number())
-        fail(std::string("\"") + key + "\" must be a number, got " + brief(config.at(key)));
-    }
-    try {
-      return config.at(key).get<V>();
-    } catch (const json::exception&) {
-      fail(std::string("\"") + key + "\" has the wrong type: " + brief(config.at(key)));
-    }
+    return value(key).get<V>();
   }
-  template <class V>
-  V get_or(const char* key, V fallback) const {
-    return config.contains(key) && !config.at(key).is_null() ? get<V>(key) : fallback;
-  }
-  std::int64_t positive(const char* key) const {
-    const std::int64_t value = get<std::int64_t>(key);
-    if (value < 1 || value > (std::int64_t(1) << 24)) fail(std::string("\"") + key + "\" out of range: " + std::to_string(value));
-    return value;
+  // A string value, or `if_null` for null.
+  std::string string_or(const char* key, const std::string& if_null) const {
+    return value(key).is_null() ? if_null : value(key).get<std::string>();
   }
   std::vector<float> tensor(const std::string& name, const std::vector<std::int64_t>& shape) const {
     const std::string full = prefix + name;
+    std::int64_t count = 1;
+    for (std::int64_t d : shape) count = checked_product(count, d);
+    if (count < 0 || count > parameters_left)
+      fail("its weight \"" + full + "\" takes the model past " + std::to_string(limit("parameters")) +
+           " parameters, the limit of a model file");
+    parameters_left -= count;
     const auto found = file.tensors.find(full);
     if (found == file.tensors.end()) fail("the file lacks the tensor \"" + full + "\"");
     if (found->second.shape != shape)
       fail("tensor \"" + full + "\" has shape " + shape_to_string(found->second.shape) + ", expected " + shape_to_string(shape));
+    const bool float64 = get<std::string>("dtype") == "float64";
+    if (found->second.float64 != float64)
+      fail("tensor \"" + full + "\" has dtype " + (found->second.float64 ? "F64" : "F32") + ", expected " +
+           (float64 ? "F64" : "F32") + " (the layer's dtype)");
+    const std::vector<float>& values = found->second.values;
+    const auto bad = std::find_if(values.begin(), values.end(),
+                                  [](float v) { return !(std::fabs(v) <= std::numeric_limits<float>::max()); });
+    if (bad != values.end())
+      fail("tensor \"" + full + "\" holds values that are not finite float32 numbers (the first: " +
+           std::to_string(*bad) + ")");
     used.insert(full);
     return std::move(found->second.values);
   }
   LayerSource nested(const json& sub_config, const std::string& sub_prefix) const {
-    return {path, layer, sub_config, file, prefix + sub_prefix, used};
+    return {path, layer, sub_config, rules().at("defaults").at("LSTM"), file, prefix + sub_prefix, used, parameters_left};
   }
 };
 
@@ -106,24 +224,22 @@ class Layer {
 // -- LSTM ------------------------------------------------------------------------------------------------
 class LstmLayer : public Layer {
  public:
-  LstmLayer(const LayerSource& src, std::int64_t input_size) {
+  LstmLayer(const LayerSource& src, std::int64_t input_size, std::optional<bool> zero_output_for_mask = {}) {
     config_.input_size = input_size;
-    config_.hidden_size = src.positive("units");
-    config_.projection_size = src.get_or<std::int64_t>("proj_size", 0);
-    if (config_.projection_size < 0) src.fail("proj_size must be >= 0, got " + std::to_string(config_.projection_size));
-    const std::string peephole = src.get_or<std::string>("peephole", "none");
+    config_.hidden_size = src.get<std::int64_t>("units");
+    config_.projection_size = src.get<std::int64_t>("proj_size");
     try {
-      config_.peephole = parse_peephole(peephole);
-      config_.output_peephole_source = parse_output_peephole_source(src.get_or<std::string>("output_peephole_source", "current"));
+      config_.peephole = parse_peephole(src.string_or("peephole", "none"));
+      config_.output_peephole_source = parse_output_peephole_source(src.get<std::string>("output_peephole_source"));
     } catch (const std::invalid_argument& error) {
       src.fail(error.what());
     }
-    config_.zero_output_for_mask = src.get_or<bool>("zero_output_for_mask", false);
-    if (src.get_or<bool>("return_state", false)) src.fail("return_state=True is not supported in a Sequential model");
-    return_sequences_ = src.get_or<bool>("return_sequences", false);
-    go_backwards_ = src.get_or<bool>("go_backwards", false);
-    zoneout_.zoneout_h = src.get_or<double>("zoneout_h", 0.0);
-    zoneout_.zoneout_c = src.get_or<double>("zoneout_c", 0.0);
+    // inside a Bidirectional, zero_output_for_mask is return_sequences, whatever the config says (as in Python)
+    config_.zero_output_for_mask = zero_output_for_mask ? *zero_output_for_mask : src.get<bool>("zero_output_for_mask");
+    return_sequences_ = src.get<bool>("return_sequences");
+    go_backwards_ = src.get<bool>("go_backwards");
+    zoneout_.zoneout_h = src.get<double>("zoneout_h");
+    zoneout_.zoneout_c = src.get<double>("zoneout_c");
     try {
       validate(config_, zoneout_);
     } catch (const std::invalid_argument& error) {
@@ -132,7 +248,7 @@ class LstmLayer : public Layer {
     const std::int64_t H = config_.hidden_size, Ho = output_size(config_);
     W_ = src.tensor("kernel", {input_size, 4 * H});
     U_ = src.tensor("recurrent_kernel", {Ho, 4 * H});
-    if (src.get_or<bool>("use_bias", true)) b_ = src.tensor("bias", {4 * H});
+    if (src.get<bool>("use_bias")) b_ = src.tensor("bias", {4 * H});
     const std::vector<std::int64_t> p_shape = peephole_shape(config_);
     if (!p_shape.empty()) p_ = src.tensor("peephole", p_shape);
     if (config_.projection_size > 0) W_hr_ = src.tensor("projection", {H, Ho});
@@ -142,6 +258,8 @@ class LstmLayer : public Layer {
   // The width of the layer's output h: units, or proj_size with a projection.
   std::int64_t units() const { return output_size(config_); }
   bool return_sequences() const { return return_sequences_; }
+  bool go_backwards() const { return go_backwards_; }
+  std::int64_t hidden_size() const { return config_.hidden_size; }
 
   Array forward(const Array& x_in, Mask& mask) const override {
     if (x_in.shape.size() != 3 || x_in.shape[2] != config_.input_size)
@@ -191,22 +309,20 @@ class LstmLayer : public Layer {
 class BidirectionalLayer : public Layer {
  public:
   BidirectionalLayer(const LayerSource& src, std::int64_t input_size) {
-    merge_ = src.get_or<std::string>("merge_mode", "concat");
-    if (merge_ != "concat" && merge_ != "sum" && merge_ != "mul" && merge_ != "ave")
-      src.fail("merge_mode \"" + merge_ + "\" is not supported");
-    auto sublayer = [&](const char* key, const char* prefix) {
-      const auto is_lstm = [](const json& sub) {
-        return sub.is_object() && sub.contains("class_name") && sub.at("class_name") == "LSTM" &&
-               sub.contains("config") && sub.at("config").is_object();
-      };
-      if (!src.config.contains(key) || !is_lstm(src.config.at(key)))
-        src.fail(std::string("\"") + key + "\" must describe an LSTM: {\"class_name\": \"LSTM\", \"config\": {...}}");
-      return LstmLayer(src.nested(src.config.at(key).at("config"), prefix), input_size);
+    merge_ = src.get<std::string>("merge_mode");
+    // the rules made "layer" and "backward_layer" LSTM entries; their zero_output_for_mask is return_sequences
+    const auto sublayer = [&](const char* key, const char* prefix) {
+      const json& sub_config = src.config.at(key).at("config");
+      const bool return_sequences = sub_config.value("return_sequences", false);
+      return std::make_unique<LstmLayer>(src.nested(sub_config, prefix), input_size, return_sequences);
     };
-    forward_ = std::make_unique<LstmLayer>(sublayer("layer", "forward."));
-    backward_ = std::make_unique<LstmLayer>(sublayer("backward_layer", "backward."));
-    if (forward_->units() != backward_->units() || forward_->return_sequences() != backward_->return_sequences())
-      src.fail("its forward and backward layers differ in units or return_sequences");
+    forward_ = sublayer("layer", "forward.");
+    backward_ = sublayer("backward_layer", "backward.");
+    if (forward_->hidden_size() != backward_->hidden_size() || forward_->units() != backward_->units() ||
+        forward_->return_sequences() != backward_->return_sequences())
+      src.fail("its forward and backward layers differ in units, proj_size or return_sequences");
+    if (forward_->go_backwards() == backward_->go_backwards())
+      src.fail("its backward layer's go_backwards must be the opposite of its forward layer's");
   }
 
   bool return_sequences() const { return forward_->return_sequences(); }
@@ -279,12 +395,12 @@ const std::map<std::string, std::function<float(float)>>& elementwise_activation
 class DenseLayer : public Layer {
  public:
   DenseLayer(const LayerSource& src, std::int64_t input_size) : inputs_(input_size) {
-    units_ = src.positive("units");
-    activation_ = src.get_or<std::string>("activation", "linear");
+    units_ = src.get<std::int64_t>("units");
+    activation_ = src.string_or("activation", "linear");
     if (activation_ != "softmax" && activation_ != "log_softmax" && !elementwise_activations().count(activation_))
-      src.fail("activation \"" + activation_ + "\" is not supported by the C++ loader");
+      internal_error("the rules allow the activation \"" + activation_ + "\", which the C++ loader lacks");
     kernel_ = src.tensor("kernel", {input_size, units_});
-    if (src.get_or<bool>("use_bias", true)) bias_ = src.tensor("bias", {units_});
+    if (src.get<bool>("use_bias")) bias_ = src.tensor("bias", {units_});
     name_ = src.layer;
   }
 
@@ -334,9 +450,9 @@ class DenseLayer : public Layer {
 class EmbeddingLayer : public Layer {
  public:
   explicit EmbeddingLayer(const LayerSource& src) {
-    input_dim_ = src.positive("input_dim");
-    output_dim_ = src.positive("output_dim");
-    mask_zero_ = src.get_or<bool>("mask_zero", false);
+    input_dim_ = src.get<std::int64_t>("input_dim");  // at most 2**24 (the rules): every id is a float32
+    output_dim_ = src.get<std::int64_t>("output_dim");
+    mask_zero_ = src.get<bool>("mask_zero");
     table_ = src.tensor("embeddings", {input_dim_, output_dim_});
     name_ = src.layer;
   }
@@ -370,9 +486,7 @@ class EmbeddingLayer : public Layer {
 class MaskingLayer : public Layer {
  public:
   explicit MaskingLayer(const LayerSource& src) {
-    const double value = src.get_or<double>("mask_value", 0.0);
-    if (!(std::fabs(value) <= std::numeric_limits<float>::max())) src.fail("mask_value is not a finite float32");
-    mask_value_ = static_cast<float>(value);
+    mask_value_ = static_cast<float>(src.get<double>("mask_value"));  // a float32 value (the rules)
   }
   Array forward(const Array& x, Mask& mask) const override {
     const std::int64_t rows = rows_of(x), width = x.shape.back();
@@ -418,42 +532,60 @@ Model::Impl load_impl(const std::string& path) {
     return found->second;
   };
   if (meta("format") != "lstm_native") throw ModelFileError(path + ": not an lstm_native model file");
+  const json& metadata_keys = rules().at("metadata");
+  for (const auto& [key, value] : file.metadata)
+    if (std::find(metadata_keys.begin(), metadata_keys.end(), key) == metadata_keys.end())
+      throw ModelFileError(path + ": unknown header entry \"" + key.substr(0, 200) + "\"; known: " + metadata_keys.dump());
   if (meta("format_version") != "1")
     throw ModelFileError(path + ": format version " + meta("format_version").substr(0, 40) +
                          " is not supported (this library reads 1)");
   const std::string config_text = meta("config"), shape_text = meta("build_input_shape");
   const json config = detail::parse_json(path, "its config", config_text.data(), config_text.data() + config_text.size());
   const json shape = detail::parse_json(path, "its build_input_shape", shape_text.data(), shape_text.data() + shape_text.size());
-  if (!shape.is_array() || shape.size() < 2 || shape.size() > 8)
-    throw ModelFileError(path + ": build_input_shape must be a list [null, T, ...] of 2 to 8 entries");
+  const std::string shape_problem = value_problem("batch_shape", shape);
+  if (!shape_problem.empty()) throw ModelFileError(path + ": build_input_shape: " + shape_problem + ", got " + brief(shape));
   Model::Impl impl;
-  for (std::size_t k = 1; k < shape.size(); ++k) {
-    if (shape[k].is_null()) {
-      impl.input_shape.push_back(-1);
-    } else if (shape[k].is_number_integer() && shape[k].get<std::int64_t>() >= 1 &&
-               shape[k].get<std::int64_t>() <= (std::int64_t(1) << 31)) {
-      impl.input_shape.push_back(shape[k].get<std::int64_t>());
-    } else {
-      throw ModelFileError(path + ": build_input_shape: each size must be null or an integer in [1, 2**31], got " +
-                           brief(shape[k]));
-    }
+  for (std::size_t k = 1; k < shape.size(); ++k) impl.input_shape.push_back(shape[k].is_null() ? -1 : shape[k].get<std::int64_t>());
+  if (!(config.is_object() && config.size() == 2 && config.contains("name") && config["name"].is_string() &&
+        config.contains("layers") && config["layers"].is_array()))
+    throw ModelFileError(path + ": its config must be {\"name\": string, \"layers\": [...]}");
+  const json& entries = config["layers"];
+  if (entries.size() > static_cast<std::size_t>(limit("layers")))
+    throw ModelFileError(path + ": its config holds " + std::to_string(entries.size()) + " layers, more than the limit of " +
+                         std::to_string(limit("layers")));
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const std::string problem = layer_problem(entries[k]);
+    if (!problem.empty()) throw ModelFileError(path + ": layer " + std::to_string(k) + ": " + problem);
   }
-  if (!config.is_object() || !config.contains("layers") || !config["layers"].is_array())
-    throw ModelFileError(path + ": its config must hold a list of layers");
+  // The input shape the config declares (an InputLayer's, else the first layer's batch_input_shape), if any,
+  // must be build_input_shape.
+  json declared;
+  if (!entries.empty() && entries[0]["class_name"] == "InputLayer") {
+    const json& input = entries[0]["config"];
+    declared = json::array({input.value("batch_size", json())});
+    for (const json& d : input["shape"]) declared.push_back(d);
+  } else if (!entries.empty() && entries[0]["config"].contains("batch_input_shape")) {
+    declared = entries[0]["config"]["batch_input_shape"];
+  }
+  if (!declared.is_null() && declared != shape)
+    throw ModelFileError(path + ": build_input_shape " + brief(shape) + " is not the input shape that the config declares, " +
+                         brief(declared));
   std::set<std::string> used;
+  std::int64_t parameters_left = limit("parameters");
   // What flows between the layers: its rank (with the batch) and its last dimension (-1: unknown).
   std::size_t rank = impl.input_shape.size() + 1;
   std::int64_t width = impl.input_shape.back(), index = 0;
-  for (const json& entry : config["layers"]) {
-    if (!entry.is_object() || !entry.contains("class_name") || !entry["class_name"].is_string() ||
-        !entry.contains("config") || !entry["config"].is_object())
-      throw ModelFileError(path + ": each layer must be {\"class_name\": ..., \"config\": {...}}");
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const json& entry = entries[k];
     const std::string kind = entry["class_name"].get<std::string>();
-    if (kind == "InputLayer") continue;
+    if (kind == "InputLayer") {
+      if (k) throw ModelFileError(path + ": layer " + std::to_string(k) + ": an InputLayer must come first");
+      continue;
+    }
     const json& layer_config = entry["config"];
-    const std::string name = layer_config.contains("name") && layer_config["name"].is_string()
-                                 ? layer_config["name"].get<std::string>() : kind;
-    const LayerSource src{path, name, layer_config, file, "layers." + std::to_string(index++) + ".", used};
+    const std::string name = layer_config.value("name", kind);
+    const LayerSource src{path, name, layer_config, rules().at("defaults").at(kind), file,
+                          "layers." + std::to_string(index++) + ".", used, parameters_left};
     auto needs = [&](bool rank_ok, const char* what, bool known_width) {
       if (!rank_ok) src.fail(std::string("expects ") + what + ", but its input has rank " + std::to_string(rank));
       if (known_width && width < 1) src.fail("its input's last dimension is unknown (null in build_input_shape)");
@@ -487,8 +619,7 @@ Model::Impl load_impl(const std::string& path) {
     } else if (kind == "Dropout") {
       impl.layers.push_back(std::make_unique<IdentityLayer>());
     } else {
-      throw ModelFileError(path + ": layer \"" + name.substr(0, 200) + "\": class \"" + kind.substr(0, 200) +
-                           "\" is not supported by the C++ loader");
+      internal_error("the rules allow the layer class " + kind + ", which the C++ loader lacks");
     }
   }
   if (impl.layers.empty()) throw ModelFileError(path + ": the model has no layers");

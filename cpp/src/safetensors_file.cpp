@@ -94,6 +94,7 @@ std::pair<std::uint64_t, std::uint64_t> read_tensor(const std::string& path, con
   if (begin > end || end > data_size) fail(path, where + "its data_offsets lie outside the file's data");
   if (end - begin != count * item) fail(path, where + "its byte range does not match its dtype and shape");
   if (out) {
+    tensor.float64 = item == 8;
     tensor.values.resize(count);
     for (std::uint64_t k = 0; k < count; ++k) {
       if (item == 4) {

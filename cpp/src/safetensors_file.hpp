@@ -15,6 +15,7 @@ namespace lstm_native::detail {
 struct StoredTensor {
   std::vector<std::int64_t> shape;
   std::vector<float> values;  // F32 as stored, F64 rounded to float
+  bool float64 = false;       // stored as F64
 };
 
 struct SafetensorsFile {

@@ -75,8 +75,8 @@ class Sequential(WeightContainer):
         shape = self._declared_input_shape()
         if shape is not None and not self.built:
             self.build(shape)
-        elif self.built:
-            self._build_layers(self._built_shape)
+        elif self.built and layer is not self._input_layer:  # only the new layer: adding stays linear
+            self._build_next(layer)
 
     @property
     def layers(self) -> List[Layer]:
@@ -91,20 +91,21 @@ class Sequential(WeightContainer):
 
     def build(self, input_shape) -> None:
         self._built_shape = tuple(input_shape)
-        self._build_layers(self._built_shape)
-        self.built = True
-
-    def _build_layers(self, input_shape) -> None:
-        shape = input_shape
         self._output_shapes = []
         for layer in self._layers:
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-            if isinstance(shape, list):
-                raise ValueError(f"{layer.name}: a layer with several outputs (return_state=True) cannot be "
-                                 "used in a Sequential model")
-            self._output_shapes.append(shape)
+            self._build_next(layer)
+        self.built = True
+
+    def _build_next(self, layer: Layer) -> None:
+        """Builds ``layer`` (unless built) on the output of the layers before it, whose shapes are known."""
+        shape = self._output_shapes[-1] if self._output_shapes else self._built_shape
+        if not layer.built:
+            layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+        if isinstance(shape, list):
+            raise ValueError(f"{layer.name}: a layer with several outputs (return_state=True) cannot be "
+                             "used in a Sequential model")
+        self._output_shapes.append(shape)
 
     @property
     def weights(self):
@@ -505,12 +506,15 @@ class Sequential(WeightContainer):
         """Saves the weights only, for load_weights into a model of the same architecture."""
         saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath) -> None:
-        """Loads the weights of a file from save_weights or save (its optimizer state, if any, is left out)."""
-        saving.load_weights(self, filepath)
+    def load_weights(self, filepath, allow_nonfinite: bool = False) -> None:
+        """Loads the weights of a file from save_weights or save (its optimizer state, if any, is left out).
+        NaN or infinite weights are refused (ValueError) unless ``allow_nonfinite``."""
+        saving.load_weights(self, filepath, allow_nonfinite=allow_nonfinite)
 
 
-def load_model(filepath, compile: bool = True) -> Sequential:
+def load_model(filepath, compile: bool = True, allow_nonfinite: bool = False) -> Sequential:
     """The model that ``model.save`` wrote, compiled (with its optimizer's state) when saved so and
-    ``compile`` is True. Every part of the file is checked first; a bad file raises ValueError."""
-    return saving.load_model(filepath, compile=compile)
+    ``compile`` is True. Every part of the file is checked first; a bad file raises ValueError, and so do
+    NaN or infinite weights and optimizer slots unless ``allow_nonfinite`` (a non-finite learning rate is
+    refused always). What a file may hold, and its limits: lstm_native.file_rules."""
+    return saving.load_model(filepath, compile=compile, allow_nonfinite=allow_nonfinite)

@@ -24,7 +24,9 @@ and its header metadata (strings, JSON where noted):
 Saving writes a temporary file next to the target, flushes it to disk and renames it over the target: a
 crash leaves the old file or the new one, never a mix. Loading checks the format and version, the JSON (the
 layers, losses, metrics and optimizers it describes are rebuilt from the library's own classes only), and
-every tensor's name, dtype and shape before it changes a model; a bad file raises ValueError naming the file.
+every tensor's name, dtype, shape and finiteness before it changes a model; a bad file raises ValueError
+naming the file. What a file may hold (keys, values, limits) is lstm_native.file_rules, which the C++ loader
+enforces too.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import reprlib
 import secrets
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -40,8 +41,8 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 
-from . import _serialization, layers, losses, metrics, models, optimizers
-from .layers.base import check_shape, zero_initialized
+from . import _serialization, file_rules, layers, losses, metrics, models, optimizers
+from .layers.base import zero_initialized
 from .variables import Variable
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "save_weights", "load_weights",
@@ -49,7 +50,6 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "save_weights
 
 FORMAT = "lstm_native"
 FORMAT_VERSION = "1"
-_METADATA_KEYS = {"format", "format_version", "config", "build_input_shape", "compile", "training_state"}
 _DTYPE_CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
 # What a malformed config makes the constructors raise.
 _CONFIG_ERRORS = (TypeError, ValueError, KeyError, OverflowError, MemoryError)
@@ -146,8 +146,12 @@ def _compile_config(model) -> dict:
 
 
 def _rebuild_layers(config: dict) -> list:
-    """The layers of a model config, not built (so without allocating or drawing anything)."""
-    return [layers.deserialize(entry) for entry in config["layers"]]
+    """The layers of a model config, not built (so without allocating or drawing anything); the config must
+    also pass the rules of what a file may hold (lstm_native.file_rules)."""
+    file_rules.check_model_structure(config)
+    rebuilt = [layers.deserialize(entry) for entry in config["layers"]]
+    file_rules.check_layers(config)
+    return rebuilt
 
 
 def named_parts(model):
@@ -228,9 +232,10 @@ class _File:
         if found[1] != FORMAT_VERSION:
             raise self.error(f"format version {found[1]!r}; this version of {FORMAT} reads version "
                              f"{FORMAT_VERSION}")
-        unknown = sorted(self.metadata.keys() - _METADATA_KEYS)
-        if unknown:
-            raise self.error(f"unknown header entries {unknown}")
+        try:
+            file_rules.check_metadata_keys(self.metadata)
+        except ValueError as error:
+            raise self.error(str(error)) from None
 
     def error(self, message: str) -> ValueError:
         return ValueError(f"{self.path}: {message}")
@@ -249,7 +254,7 @@ class _File:
                 raise self.error(f"the header has no {key!r} entry")
             return None
         try:
-            return json.loads(self.metadata[key])
+            return json.loads(self.metadata[key], parse_constant=_refuse_non_finite, parse_float=_finite_float)
         except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError; too deep a nesting
             raise self.error(f"header entry {key!r} is not valid JSON ({type(error).__name__}: {error})") from None
 
@@ -265,6 +270,28 @@ class _File:
 
     def tensor(self, name: str) -> np.ndarray:
         return self._handle.get_tensor(name)
+
+    def finite_tensor(self, name: str, what: str, allow_nonfinite: bool = False) -> np.ndarray:
+        """The tensor, which must hold finite float32 values (the C++ loader's float32 too) unless
+        ``allow_nonfinite``."""
+        value = self.tensor(name)
+        bad = ~(np.abs(value) <= np.finfo(np.float32).max)  # NaN compares false
+        if bad.any() and not allow_nonfinite:
+            raise self.error(f"tensor {name} ({what}) holds {int(bad.sum())} values that are not finite float32 "
+                             f"numbers (the first: {value[bad].flat[0]!r}); load_model(..., allow_nonfinite=True) "
+                             "accepts them")
+        return value
+
+
+def _refuse_non_finite(constant: str):
+    raise ValueError(f"{constant} is not a JSON number (non-finite values are not allowed)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"{text[:40]} is beyond the range of a float64")
+    return value
 
 
 @contextlib.contextmanager
@@ -292,9 +319,11 @@ class _Restore(NamedTuple):
             variable.assign(value)
 
 
-def _read(file: _File, model, optimizer=None) -> _Restore:
+def _read(file: _File, model, optimizer=None, allow_nonfinite: bool = False) -> _Restore:
     """Checks the file's tensors against the model's weights (and, given an optimizer, its state tensors
-    against the model and that optimizer) and reads them. Without an optimizer, optimizer.* is left out."""
+    against the model and that optimizer) and reads them. Without an optimizer, optimizer.* is left out.
+    Weights and optimizer slots must be finite unless ``allow_nonfinite``; the optimizer's learning rate
+    must be, always."""
     weights = _weights_by_name(model)
     weight_names = {n for n in file.names if n.startswith("layers.")}
     state_names = {n for n in file.names if n.startswith("optimizer.")}
@@ -312,25 +341,28 @@ def _read(file: _File, model, optimizer=None) -> _Restore:
                          "architecture")
     for name, variable in weights.items():
         file.check_tensor(name, variable.shape, variable.dtype, f"the model's {variable.path}")
-    state = None if optimizer is None else _read_optimizer_state(file, weights, optimizer, state_names)
-    return _Restore([(variable, file.tensor(name)) for name, variable in weights.items()], optimizer, state)
+    state = (None if optimizer is None else
+             _read_optimizer_state(file, weights, optimizer, state_names, allow_nonfinite))
+    return _Restore([(variable, file.finite_tensor(name, f"the model's {variable.path}", allow_nonfinite))
+                     for name, variable in weights.items()], optimizer, state)
 
 
-def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, names) -> dict:
+def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, names, allow_nonfinite: bool) -> dict:
     """The optimizer's state (Optimizer.variables() keys) from the optimizer.* tensors."""
     state = {}
     for name in sorted(names):
         key = name[len("optimizer."):]
         if key in ("iterations", "learning_rate"):
             file.check_tensor(name, (), np.int64 if key == "iterations" else np.float32, "the optimizer's")
-            state[key] = file.tensor(name)
+            state[key] = file.tensor(name) if key == "iterations" else file.finite_tensor(name, "the optimizer's")
             continue
         weight, _, slot = key.rpartition("/")
         variable = weights.get(weight)
         if variable is None:
             raise file.error(f"tensor {name}: optimizer state of a weight the model does not have")
-        file.check_tensor(name, variable.shape, variable.dtype, f"the optimizer's, of {variable.path}")
-        state[f"{variable.path}/{slot}"] = file.tensor(name)
+        what = f"the optimizer's, of {variable.path}"
+        file.check_tensor(name, variable.shape, variable.dtype, what)
+        state[f"{variable.path}/{slot}"] = file.finite_tensor(name, what, allow_nonfinite)
     if "iterations" in state and state["iterations"] < 0:
         raise file.error(f"optimizer.iterations is negative ({state['iterations']})")
     # set_state checks the slot names; a copy of the optimizer tries first, so the real one changes only later
@@ -356,36 +388,35 @@ def _metric(identifier):
     return identifier if isinstance(identifier, str) else metric
 
 
-def load_model(filepath, compile: bool = True):
+def load_model(filepath, compile: bool = True, allow_nonfinite: bool = False):
     """The model that :func:`save_model` wrote; see ``lstm_native.models.load_model``."""
     with _open(filepath) as file:
         config = file.json("config")
-        if not (isinstance(config, dict) and isinstance(config.get("name"), str)
-                and isinstance(config.get("layers"), list)):
-            raise file.error("the config is not {'name': str, 'layers': [...]}")
         input_shape = file.json("build_input_shape")
-        with file.checking("the model config"), zero_initialized():
-            if not isinstance(input_shape, list) or len(input_shape) < 2:
-                raise ValueError("build_input_shape must be a list of at least 2 dimensions, got "
-                                 f"{reprlib.repr(input_shape)}")
-            input_shape = check_shape(input_shape, "build_input_shape")
-            model = models.Sequential.from_config(config)
+        with file.checking("the model config"), zero_initialized(file_rules.LIMITS["parameters"]):
+            file_rules.check_model_structure(config)
+            input_shape = file_rules.check_input_shape(input_shape)
+            model = models.Sequential.from_config(config)  # the constructors' checks, then the file's rules
+            file_rules.check_layers(config)
             if not model.built:
                 model.build(input_shape)
+            elif model._built_shape != input_shape:
+                raise ValueError(f"build_input_shape {list(input_shape)} is not the input shape that the config "
+                                 f"declares, {list(model._built_shape)}")
         compile_config = file.json("compile", required=False) if compile else None
         if compile_config is not None:
             with file.checking("the compile config"):
                 model.compile(**_compile_arguments(compile_config))
-        _read(file, model, model.optimizer).apply()
+        _read(file, model, model.optimizer, allow_nonfinite).apply()
     return model
 
 
-def load_weights(model, filepath) -> None:
+def load_weights(model, filepath, allow_nonfinite: bool = False) -> None:
     """Loads the weights of a file from save_weights, save_model or save_checkpoint into ``model`` (built, of
     the architecture that wrote the file); the optimizer state is left out. Nothing changes on an error."""
     _require_built(model, "load weights into")
     with _open(filepath) as file:
-        _read(file, model).apply()
+        _read(file, model, allow_nonfinite=allow_nonfinite).apply()
 
 
 def read_checkpoint(model, filepath) -> Tuple[_Restore, dict]:

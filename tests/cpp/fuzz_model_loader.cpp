@@ -6,7 +6,9 @@
 //   - with libFuzzer: clang++ -fsanitize=fuzzer,address,undefined -DLSTM_NATIVE_LIBFUZZER ... (tests/cpp/libfuzzer.sh)
 //   - without: a driver whose main() runs every file of the corpus directories (or the files) it is given and
 //     prints one line per file, "<path>\tOK <output shape>" or "<path>\tERROR <message>"
-//     (tests/test_model_loader_fuzz.py, and under AddressSanitizer by tests/cpp/sanitize.sh).
+//     (tests/test_model_loader_fuzz.py, and under AddressSanitizer by tests/cpp/sanitize.sh); with
+//     LSTM_NATIVE_FUZZ_PRINT_VALUES=1 the output's values follow the shape (tests/test_loader_agreement.py
+//     compares them with Python's predictions).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -34,8 +36,8 @@ std::vector<lstm_native::Array> probe_inputs() {
   return inputs;
 }
 
-// Loads the model file at `path` and predicts; "OK <shape>" or throws.
-std::string load_and_predict(const std::string& path) {
+// Loads the model file at `path` and predicts; "OK <shape>" (and the values, with `values`) or throws.
+std::string load_and_predict(const std::string& path, bool values = false) {
   const lstm_native::Model model = lstm_native::Model::load(path);
   (void)model.summary();
   std::string result = "OK no-input-shape-matched";
@@ -50,6 +52,13 @@ std::string load_and_predict(const std::string& path) {
       }
       if (count != y.values.size()) throw std::logic_error("predict: output shape " + shape + " does not match its values");
       result = "OK " + shape;
+      if (values) {
+        char text[32];
+        for (float v : y.values) {
+          std::snprintf(text, sizeof text, " %.9g", v);
+          result += text;
+        }
+      }
     } catch (const std::invalid_argument&) {
       // an input of another shape than the model's: the next one
     }
@@ -100,20 +109,22 @@ int main(int argc, char** argv) {
   // LSTM_NATIVE_FUZZ_CASE_SECONDS: each file gets that long (SIGALRM ends the run, naming the file)
   const char* seconds = std::getenv("LSTM_NATIVE_FUZZ_CASE_SECONDS");
   const unsigned per_case = seconds ? static_cast<unsigned>(std::atoi(seconds)) : 0;
+  const char* print_values = std::getenv("LSTM_NATIVE_FUZZ_PRINT_VALUES");
+  const bool values = print_values && std::string(print_values) == "1";
   for (const std::string& file : files) {
     std::fprintf(stdout, "%s\t", file.c_str());
     std::fflush(stdout);  // a crash or a timeout names the file it happened on
     std::string result;
     if (per_case) alarm(per_case);
     try {
-      result = load_and_predict(file);
+      result = load_and_predict(file, values);
     } catch (const std::exception& error) {
       result = std::string("ERROR ") + error.what();
     }
     for (char& c : result)
       if (c == '\n' || c == '\t') c = ' ';
     if (per_case) alarm(0);
-    std::fprintf(stdout, "%s\n", result.substr(0, 2000).c_str());
+    std::fprintf(stdout, "%s\n", (values ? result : result.substr(0, 2000)).c_str());
     std::fflush(stdout);
   }
   return 0;

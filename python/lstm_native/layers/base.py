@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import re
 from typing import List, Optional
 
@@ -22,18 +23,20 @@ from ..variables import Variable, WeightContainer
 
 _LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim", "batch_size", "batch_input_shape"}
 _name_counts: dict = {}
-_skip_initializers = contextvars.ContextVar("skip_initializers", default=False)
+# while loading: [the number of weights that layers built may still add, the limit], else None
+_loading_budget = contextvars.ContextVar("loading_budget", default=None)
 
 
 @contextlib.contextmanager
-def zero_initialized():
+def zero_initialized(max_parameters: int):
     """Layers built inside get zero-filled weights instead of their initializers' values: for loading, where
-    a file provides every value (no random numbers drawn, no time spent on initialization)."""
-    token = _skip_initializers.set(True)
+    a file provides every value (no random numbers drawn, no time spent on initialization). Building more
+    than ``max_parameters`` weights in all raises ValueError before they are allocated."""
+    token = _loading_budget.set([max_parameters, max_parameters])
     try:
         yield
     finally:
-        _skip_initializers.reset(token)
+        _loading_budget.reset(token)
 
 
 def check_shape(shape, what: str) -> tuple:
@@ -87,7 +90,13 @@ class Layer(WeightContainer):
     def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
                    trainable: bool = True) -> Variable:
         initializer = initializers_module.get(initializer)  # resolved (so checked) even when not called
-        value = np.zeros(shape, self.dtype) if _skip_initializers.get() else initializer(tuple(shape), dtype=self.dtype)
+        budget = _loading_budget.get()
+        if budget is not None:
+            budget[0] -= math.prod(shape)
+            if budget[0] < 0:
+                raise ValueError(f"{self.name}: its weight {name} {tuple(shape)} takes the model past {budget[1]} "
+                                 "parameters, the limit of a model file")
+        value = np.zeros(shape, self.dtype) if budget is not None else initializer(tuple(shape), dtype=self.dtype)
         variable = Variable(name, np.asarray(value, dtype=self.dtype), path=f"{self.name}/{name}",
                             trainable=trainable, regularizer=regularizers_module.get(regularizer))
         self._weights.append(variable)
