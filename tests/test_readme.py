@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -40,3 +41,54 @@ def test_readme_training_strategies_block_builds_the_layer():
     layer = namespace["layer"]
     assert layer.rates == dict(dropout=0.2, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.1, weight_drop=0.3)
     assert layer.activation_regularization == layer.temporal_activation_regularization == 1e-3
+
+
+REPO = README.parent
+
+
+def pyproject() -> dict:
+    return pytest.importorskip("tomllib", reason="tomllib is Python 3.11's").loads((REPO / "pyproject.toml").read_text())
+
+
+def set_up_commands():
+    """The README's two set-up commands: (install and run the main job, run the tests)."""
+    commands = [line.strip() for line in README.read_text().splitlines()
+                if line.startswith("    pip install -r requirements-build.txt")]
+    assert len(commands) == 2, commands
+    return commands
+
+
+def test_the_set_up_commands_build_once_and_print_no_alarm():
+    """Issue 15 item 4: the test command recompiled the core after the install command (pip's build isolation
+    gives every build new paths), and aeon's --no-deps install printed pip's red dependency-resolver ERROR."""
+    install, test = set_up_commands()
+    assert install.endswith("python examples/seed_program.py") and test.endswith("python -m pytest")
+    for command in (install, test):
+        builds = [part.strip() for part in command.split("&&") if "--no-build-isolation" in part]
+        targets = [word for word in builds[0].split() if word == "." or word.startswith('".[')]
+        assert len(builds) == 1 and targets, command  # the project itself, built in this environment
+        assert 'pip install --no-deps --no-warn-conflicts "aeon==1.6.0"' in command
+    project = pyproject()
+    assert project["tool"]["scikit-build"]["build-dir"] == "build/{wheel_tag}"  # one build folder, reused
+    requirements = {line.split("#")[0].strip() for line in (REPO / "requirements-build.txt").read_text().splitlines()}
+    missing = set(project["build-system"]["requires"]) - requirements
+    assert not missing, f"requirements-build.txt lacks build requirements: {missing}"
+
+
+def test_ci_runs_the_readme_test_command():
+    assert set_up_commands()[1] in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_readme_names_only_files_and_extras_that_exist():
+    """Issue 15 item 3: the README cited tests/test_threads.py (no such file), shared/seed/ (outside the
+    repository) and `pip install "lstm_native[onnx]"` (no such distribution on the index)."""
+    text = README.read_text()
+    paths = set(re.findall(r"`((?:tests|examples|bench|cpp|python|cmake|docs|\.ci)/[\w./-]*[\w/])", text))
+    paths |= set(re.findall(r"`([\w-]+\.(?:txt|toml|md))`", text))
+    assert paths, "no paths found: the pattern is wrong"
+    assert not [path for path in paths if not (REPO / path).exists()]
+    assert "shared/" not in text
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert not re.search(r"lstm_native\[", text)
+    named = set(re.findall(r'"\.\[(\w+)\]"', text))
+    assert named and named <= set(extras), named - set(extras)
