@@ -171,6 +171,20 @@ def test_bad_fit_arguments_raise_clear_errors():
         model.fit(x[..., :2], y, verbose=0)
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (dict(loss_weights=[1.0, 2.0]), "loss_weights: this model has one output"),
+    (dict(loss_weights={"a": 1.0, "b": 2.0}), "loss_weights: this model has one output"),
+    (dict(loss_weights="2"), "loss_weights: expected a finite number"),
+    (dict(loss_weights=float("nan")), "loss_weights: expected a finite number"),
+    (dict(loss_weights=True), "loss_weights: expected a finite number"),
+    (dict(weighted_metrics="accuracy"), "weighted_metrics: expected a list"),
+    (dict(metrics="accuracy"), "metrics: expected a list"),
+])
+def test_bad_compile_arguments_raise_clear_errors(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        classifier().compile(loss="categorical_crossentropy", optimizer="adam", **arguments)
+
+
 def test_lstm_regularization_arguments_train_reproducibly():
     x, labels, y = toy_data(64)
     rates = dict(dropout=0.2, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.1, weight_drop=0.2)
