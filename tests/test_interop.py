@@ -245,6 +245,20 @@ def test_stateful_models_convert_with_their_batch_size_and_carried_states():
         interop.to_keras(unbuilt_batch)
 
 
+def test_from_keras_and_back_keep_float64():
+    rng = np.random.default_rng(8)
+    theirs = keras.Sequential([keras.Input(shape=(T, I), dtype="float64"),
+                               keras.layers.Bidirectional(keras.layers.LSTM(H, dtype="float64"), dtype="float64")])
+    randomize(theirs, rng)
+    x = rng.standard_normal((B, T, I))
+    ours = interop.from_keras(theirs)
+    assert {layer.dtype for layer in ours.layers} == {np.dtype(np.float64)}
+    assert max_diff(ours.predict(x), theirs.predict(x, verbose=0)) <= TOL  # Keras' float64 LSTM is not exact
+    back = interop.to_keras(ours)
+    assert {layer.dtype for layer in back.layers} == {"float64"}
+    assert max_diff(back.predict(x, verbose=0), theirs.predict(x, verbose=0)) == 0
+
+
 @pytest.mark.parametrize("layer, message", [
     (lambda: keras.layers.LSTM(H, return_state=True), "several outputs"),
     (lambda: keras.layers.LSTM(H, kernel_constraint=keras.constraints.NonNeg()), "kernel_constraint="),
@@ -311,6 +325,21 @@ def test_from_torch(num_layers, bidirectional, bias, proj_size, request):
         diff = max_diff(ours.predict(x), expected)
         report("PyTorch -> ours", f"{request.node.callspec.id} {case}", diff)
         assert diff <= TOL
+
+
+def test_float64_carries_both_ways():
+    """nn.LSTM's dtype: a double nn.LSTM gives float64 layers, and they give double tensors back."""
+    rng = np.random.default_rng(7)
+    lstm = torch_lstm(2, True, True, rng).double()
+    x = rng.standard_normal((B, T, I))
+    layers = interop.from_torch_lstm(lstm.state_dict())
+    assert all(w.dtype == np.float64 for layer in layers for w in layer.get_weights())
+    assert max_diff(Sequential(layers).predict(x), torch_outputs(lstm, x)[0]) <= 1e-12
+    state_dict = interop.to_torch_lstm(layers)
+    assert all(tensor.dtype == torch.float64 for tensor in state_dict.values())
+    again = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True, batch_first=True).double()
+    again.load_state_dict(state_dict)
+    assert max_diff(torch_outputs(again, x)[0], torch_outputs(lstm, x)[0]) <= 1e-12
 
 
 @pytest.mark.filterwarnings(PROJECTION_WARNING)

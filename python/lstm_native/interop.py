@@ -71,7 +71,7 @@ def _convert_layer(layer, classes: dict, where: str, name=None):
     name = name or layer.name
     if kind == "Bidirectional":
         forward = _convert_layer(layer.forward_layer, classes, where, layer.forward_layer.name.removeprefix("forward_"))
-        return classes[kind](forward, merge_mode=layer.merge_mode,
+        return classes[kind](forward, merge_mode=layer.merge_mode, dtype=np.dtype(layer.dtype).name,
                              backward_layer=_convert_layer(layer.backward_layer, classes, where), name=name)
     if kind not in _ARGUMENTS:
         raise ValueError(f"{layer.name}: layers of type {kind} have no counterpart; supported: LSTM, Bidirectional, "
@@ -239,9 +239,10 @@ def _torch_direction(weights: dict, where: str) -> list:
 def _assemble(directions: list, return_sequences: bool, use_bias: bool, proj_size: int):
     """An LSTM (one direction) or a Bidirectional (two), built, with the weights of `directions`."""
     kernel = directions[0][0]
+    dtype = "float64" if kernel.dtype == np.float64 else "float32"
     lstm = LSTM(kernel.shape[1] // 4, peephole=None, use_bias=use_bias, proj_size=proj_size,
-                return_sequences=return_sequences, dtype=kernel.dtype if kernel.dtype == np.float64 else "float32")
-    layer = lstm if len(directions) == 1 else Bidirectional(lstm)
+                return_sequences=return_sequences, dtype=dtype)
+    layer = lstm if len(directions) == 1 else Bidirectional(lstm, dtype=dtype)
     layer.build((None, None, kernel.shape[0]))
     layer.set_weights([w for direction in directions for w in direction])
     return layer
