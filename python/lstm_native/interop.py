@@ -127,7 +127,7 @@ def from_keras(keras_model) -> Sequential:
         _copy_weights(keras_layer, ours)
         for keras_lstm, lstm in zip(_keras_lstms(keras_layer), recurrent_layers(ours)):
             if keras_lstm.stateful:  # the states it carries into its next call
-                lstm.states = [np.array(state) for state in keras_lstm.states]
+                lstm.states = [np.array(state.numpy()) for state in keras_lstm.states]
     return model
 
 
