@@ -200,6 +200,16 @@ def test_bad_embedding_ids_are_named_with_their_real_values(ids, error, message,
         model.predict(ids)
 
 
+def test_class_weight_names_labels_that_are_not_classes():
+    x, labels, _ = toy_data(8)
+    model = classifier()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    y = labels.astype(np.float32)
+    y[3] = np.nan
+    with pytest.raises(ValueError, match=r"y \(the classes that class_weight weighs\): .*not finite: \[nan\]"):
+        model.fit(x, y, class_weight={0: 2.0}, verbose=0)
+
+
 def test_lstm_regularization_arguments_train_reproducibly():
     x, labels, y = toy_data(64)
     rates = dict(dropout=0.2, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.1, weight_drop=0.2)

@@ -8,7 +8,9 @@ keras.utils.set_random_seed); everything runs in float32.
 Checked: predictions (masked and unmasked, stacked, bidirectional, reversed), the loss of evaluate for four
 losses (and for a per-step loss under an Embedding mask, which Keras leaves the padded steps out of), the
 weights and History after fit with several optimizers and models (shuffle=False, three batches, two epochs),
-and the seed program's model on a slice of JapaneseVowels for one epoch.
+the seed program's model on a slice of JapaneseVowels for one epoch, and the weighting of metrics (metrics
+unweighted, weighted_metrics by sample_weight and class_weight, both under an output mask, Keras' log
+names) and loss_weights in fit (validation included), evaluate and train_on_batch.
 
 Masking: at a masked step our LSTM outputs the carried state h, Keras' LSTM its previous output. Both
 start from a zero state (h0 = 0, and Keras' previous output starts at 0), and the carried h is the previous
@@ -370,6 +372,10 @@ def first_only(rng):
     return np.eye(B, dtype=np.float32)[0]  # sample_weight [1, 0, 0, ...]: one sample counts
 
 
+def soft_targets(rng):
+    return rng.uniform(0.0, 1.0, (B, 1)).astype(np.float32)
+
+
 def zeros(rng):
     return np.zeros(B, np.float32)
 
@@ -391,6 +397,8 @@ WEIGHTING_CASES = {
     "class-weight-one-hot": (lstm_softmax, float_sequences, one_hot_labels, "categorical_crossentropy",
                              dict(metrics=["accuracy"], weighted_metrics=["acc", "accuracy"]), None,
                              {1: 3.0, 2: 0.5}),
+    "class-weight-soft-binary": (dense_head(1, "sigmoid"), float_sequences, soft_targets, "binary_crossentropy",
+                                 dict(weighted_metrics=["mse"]), None, {0: 0.5, 1: 3.0}),  # Keras rounds y
     "loss-weights-scalar": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",
                             dict(loss_weights=2.5, metrics=["accuracy"]), uniform, None),
     "loss-weights-list": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",

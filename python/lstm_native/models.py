@@ -255,7 +255,10 @@ class Sequential(WeightContainer):
             return None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
         y = np.asarray(y)
         classes = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0]
-        weights = np.array([class_weight.get(int(c), 1.0) for c in classes.astype(np.int64)], dtype=np.float32)
+        if np.issubdtype(classes.dtype, np.floating):  # Keras rounds a probability (0.7: class 1)
+            classes = np.round(classes)
+        classes = utils.integer_ids(classes, "y (the classes that class_weight weighs)")
+        weights = np.array([class_weight.get(int(c), 1.0) for c in classes], dtype=np.float32)
         return weights if sample_weight is None else weights * np.asarray(sample_weight, dtype=np.float32)
 
     def _penalty(self) -> float:
