@@ -164,7 +164,7 @@ class MPIStrategy:
             for sub in [layer] + [getattr(layer, name, None) for name in ("forward_layer", "backward_layer")]:
                 if getattr(sub, "stateful", False):
                     raise ValueError(f"MPIStrategy: {layer.name} is stateful; states cannot follow sharded batches")
-        for identifier in model._metric_identifiers:
+        for identifier in model._metric_identifiers + model._weighted_metric_identifiers:
             if isinstance(identifier, metrics_module.Metric) and not isinstance(identifier, metrics_module.Mean):
                 raise ValueError(f"MPIStrategy: metric {identifier.name} has no (total, count) accumulators to "
                                  "reduce across ranks")
