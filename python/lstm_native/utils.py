@@ -68,7 +68,7 @@ def integer_ids(values, what: str, upper: Optional[int] = None) -> np.ndarray:
     if upper is not None:
         outside = (values < 0) | (values >= upper)
         if np.any(outside):
-            raise ValueError(f"{what}: expected values in [0, {upper}), got {_some(values[outside])}")
+            raise ValueError(f"{what}: values outside [0, {upper}): {_some(values[outside])}")
     beyond = (values > np.iinfo(np.int64).max) | (values < np.iinfo(np.int64).min)
     if np.any(beyond):
         raise ValueError(f"{what}: expected values within int64, got {_some(values[beyond])}")
