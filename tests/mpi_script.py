@@ -31,7 +31,7 @@ def model_and_data(dropout=0.0):
     y = np.random.default_rng(1).normal(size=(24, 2))
     model = Sequential([LSTM(6, input_shape=(5, 3), dtype="float64", dropout=dropout, recurrent_dropout=dropout),
                         Dense(2, dtype="float64")])
-    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"], weighted_metrics=["mae"], loss_weights=0.5)
     return model, x, y
 
 
@@ -40,8 +40,9 @@ rank = strategy.rank if strategy else 0
 
 if mode == "equivalence":
     model, x, y = model_and_data()
+    weights = np.random.default_rng(2).uniform(0, 2, len(x))
     history = model.fit(x, y, batch_size=8, epochs=3, shuffle=shuffle, verbose=0, strategy=strategy,
-                        validation_data=(x[:10], y[:10]))
+                        sample_weight=weights, validation_data=(x[:10], y[:10], weights[:10]))
     if rank == 0:
         np.savez(prefix + ".npz", *model.get_weights())
         with open(prefix + ".json", "w") as f:

@@ -171,6 +171,45 @@ def test_bad_fit_arguments_raise_clear_errors():
         model.fit(x[..., :2], y, verbose=0)
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (dict(loss_weights=[1.0, 2.0]), "loss_weights: this model has one output"),
+    (dict(loss_weights={"a": 1.0, "b": 2.0}), "loss_weights: this model has one output"),
+    (dict(loss_weights="2"), "loss_weights: expected a finite number"),
+    (dict(loss_weights=float("nan")), "loss_weights: expected a finite number"),
+    (dict(loss_weights=True), "loss_weights: expected a finite number"),
+    (dict(weighted_metrics="accuracy"), "weighted_metrics: expected a list"),
+    (dict(metrics="accuracy"), "metrics: expected a list"),
+])
+def test_bad_compile_arguments_raise_clear_errors(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        classifier().compile(loss="categorical_crossentropy", optimizer="adam", **arguments)
+
+
+@pytest.mark.parametrize("ids, error, message", [
+    (np.array([[1, 2, 2**64 - 1]], np.uint64), ValueError, r"embedding: ids: values outside \[0, 10\): "
+                                                          r"\[18446744073709551615\]"),
+    (np.array([["a", "b", "c"]]), TypeError, "embedding: ids: expected integers, got dtype <U1"),
+    (np.array([[1.0, np.nan, 2.0]]), ValueError, r"embedding: ids: .*not finite: \[nan\]"),
+    (np.array([[1.0, 2.5, 2.0]]), ValueError, r"embedding: ids: .*fractions: \[2.5\]"),
+    (np.array([[1.0, 1e30, 2.0]]), ValueError, r"embedding: ids: values outside \[0, 10\): \[1(\.\d+)?e\+30\]"),
+])
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_bad_embedding_ids_are_named_with_their_real_values(ids, error, message, mask_zero):
+    model = Sequential([layers.Embedding(10, 4, mask_zero=mask_zero, name="embedding"), layers.LSTM(3)])
+    with pytest.raises(error, match=message):
+        model.predict(ids)
+
+
+def test_class_weight_names_labels_that_are_not_classes():
+    x, labels, _ = toy_data(8)
+    model = classifier()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    y = labels.astype(np.float32)
+    y[3] = np.nan
+    with pytest.raises(ValueError, match=r"y \(the classes that class_weight weighs\): .*not finite: \[nan\]"):
+        model.fit(x, y, class_weight={0: 2.0}, verbose=0)
+
+
 def test_lstm_regularization_arguments_train_reproducibly():
     x, labels, y = toy_data(64)
     rates = dict(dropout=0.2, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.1, weight_drop=0.2)

@@ -130,8 +130,15 @@ def masking_backwards(L):
             L.Bidirectional(L.LSTM(H), merge_mode="ave"), L.Dense(C, activation="tanh")]
 
 
+def options_masked(L):
+    return [L.Input(shape=(T, I)), L.Masking(),
+            L.LSTM(H, use_bias=False, unit_forget_bias=False, return_sequences=True, zero_output_for_mask=True),
+            L.LSTM(H, go_backwards=True), L.Dense(C, use_bias=False, activation="relu")]
+
+
 KERAS_CASES = {"stacked": (stacked, sequences), "bidirectional": (bidirectional, sequences),
-               "embedding-mask": (embedding_mask, padded_ids), "masking-go-backwards": (masking_backwards, sequences)}
+               "embedding-mask": (embedding_mask, padded_ids), "masking-go-backwards": (masking_backwards, sequences),
+               "options-masked": (options_masked, sequences)}
 
 
 @pytest.mark.parametrize("case", list(KERAS_CASES))
@@ -203,6 +210,80 @@ def test_from_keras_rejects_what_has_no_counterpart():
         interop.from_keras(keras.Sequential([keras.layers.LSTM(H)]))
 
 
+def test_from_keras_carries_regularizers_trainable_and_unroll():
+    """Regularizers and trainable matter to further training; unroll only to how Keras runs the loop."""
+    rng = np.random.default_rng(5)
+    theirs = keras.Sequential([keras.Input(shape=(T, I)),
+                               keras.layers.LSTM(H, unroll=True, kernel_regularizer=keras.regularizers.L2(0.01),
+                                                 activity_regularizer=keras.regularizers.L1(0.001)),
+                               keras.layers.Dense(C, bias_regularizer=keras.regularizers.L1L2(0.1, 0.2),
+                                                  trainable=False)])
+    randomize(theirs, rng)
+    ours = interop.from_keras(theirs)
+    x = sequences(rng)
+    assert max_diff(ours.predict(x), theirs.predict(x, verbose=0)) <= TOL
+    lstm, dense = ours.layers
+    assert (lstm.kernel.regularizer.l2, lstm.activity_regularizer.l1) == pytest.approx((0.01, 0.001))
+    assert (dense.bias.regularizer.l1, dense.bias.regularizer.l2) == pytest.approx((0.1, 0.2))
+    assert not dense.trainable and lstm.trainable
+    theirs(x)
+    assert ours._penalty() == pytest.approx(float(sum(theirs.losses)), rel=1e-5)
+
+
+def test_stateful_models_convert_with_their_batch_size_and_carried_states():
+    rng = np.random.default_rng(6)
+    first, second = (rng.standard_normal((2, T, I)).astype(np.float32) for _ in range(2))
+    theirs = keras.Sequential([keras.Input(shape=(T, I), batch_size=2), keras.layers.LSTM(H, stateful=True)])
+    randomize(theirs, rng)
+    theirs.predict(first, verbose=0)  # carries its states into the next call
+    ours = interop.from_keras(theirs)
+    assert max_diff(ours.predict(second), theirs.predict(second, verbose=0)) <= TOL
+    back = interop.to_keras(ours)  # ours has carried states of batch 2 too
+    assert max_diff(back.predict(first, verbose=0), ours.predict(first)) <= TOL
+    unbuilt_batch = Sequential([our_layers.Input(shape=(T, I)), OURS.LSTM(H, stateful=True, name="stateful_lstm")])
+    with pytest.raises(ValueError, match="stateful_lstm is stateful, and Keras' stateful LSTM needs a fixed batch"):
+        interop.to_keras(unbuilt_batch)
+
+
+def test_from_keras_and_back_keep_float64():
+    rng = np.random.default_rng(8)
+    theirs = keras.Sequential([keras.Input(shape=(T, I), dtype="float64"),
+                               keras.layers.Bidirectional(keras.layers.LSTM(H, dtype="float64"), dtype="float64")])
+    randomize(theirs, rng)
+    x = rng.standard_normal((B, T, I))
+    ours = interop.from_keras(theirs)
+    assert {layer.dtype for layer in ours.layers} == {np.dtype(np.float64)}
+    assert max_diff(ours.predict(x), theirs.predict(x, verbose=0)) <= TOL  # Keras' float64 LSTM is not exact
+    back = interop.to_keras(ours)
+    assert {layer.dtype for layer in back.layers} == {"float64"}
+    assert max_diff(back.predict(x, verbose=0), theirs.predict(x, verbose=0)) == 0
+
+
+@pytest.mark.parametrize("layer, message", [
+    (lambda: keras.layers.LSTM(H, return_state=True), "several outputs"),
+    (lambda: keras.layers.LSTM(H, kernel_constraint=keras.constraints.NonNeg()), "kernel_constraint="),
+    (lambda: keras.layers.LSTM(H, recurrent_constraint=keras.constraints.MaxNorm()), "recurrent_constraint="),
+    (lambda: keras.layers.LSTM(H, bias_constraint=keras.constraints.UnitNorm()), "bias_constraint="),
+    (lambda: keras.layers.LSTM(H, recurrent_activation="hard_sigmoid"), "recurrent_activation"),
+    (lambda: keras.layers.LSTM(H, dtype="mixed_float16"), "computes in float16"),
+    (lambda: keras.layers.Dense(C, kernel_constraint=keras.constraints.NonNeg()), "kernel_constraint="),
+    (lambda: keras.layers.Bidirectional(keras.layers.LSTM(H, kernel_constraint=keras.constraints.NonNeg())),
+     "kernel_constraint="),
+])
+def test_from_keras_refuses_what_it_would_drop(layer, message):
+    theirs = keras.Sequential([keras.Input(shape=(T, I)), layer()])
+    with pytest.raises(ValueError, match=message):
+        interop.from_keras(theirs)
+
+
+@pytest.mark.parametrize("argument, value", [("weight_drop", 0.2), ("activation_regularization", 0.1),
+                                             ("temporal_activation_regularization", 0.1)])
+def test_to_keras_refuses_what_keras_lacks(argument, value):
+    ours = Sequential([our_layers.Input(shape=(T, I)), OURS.LSTM(H, name="our_lstm", **{argument: value})])
+    with pytest.raises(ValueError, match=f"to_keras: our_lstm has {argument}={value}"):
+        interop.to_keras(ours)
+
+
 # ---------------------------------------------------------------------------------------------- PyTorch
 
 TORCH_CASES = [(1, False, True, 0), (2, False, True, 0), (1, True, True, 0), (2, True, True, 0), (2, False, False, 0),
@@ -244,6 +325,21 @@ def test_from_torch(num_layers, bidirectional, bias, proj_size, request):
         diff = max_diff(ours.predict(x), expected)
         report("PyTorch -> ours", f"{request.node.callspec.id} {case}", diff)
         assert diff <= TOL
+
+
+def test_float64_carries_both_ways():
+    """nn.LSTM's dtype: a double nn.LSTM gives float64 layers, and they give double tensors back."""
+    rng = np.random.default_rng(7)
+    lstm = torch_lstm(2, True, True, rng).double()
+    x = rng.standard_normal((B, T, I))
+    layers = interop.from_torch_lstm(lstm.state_dict())
+    assert all(w.dtype == np.float64 for layer in layers for w in layer.get_weights())
+    assert max_diff(Sequential(layers).predict(x), torch_outputs(lstm, x)[0]) <= 1e-12
+    state_dict = interop.to_torch_lstm(layers)
+    assert all(tensor.dtype == torch.float64 for tensor in state_dict.values())
+    again = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True, batch_first=True).double()
+    again.load_state_dict(state_dict)
+    assert max_diff(torch_outputs(again, x)[0], torch_outputs(lstm, x)[0]) <= 1e-12
 
 
 @pytest.mark.filterwarnings(PROJECTION_WARNING)

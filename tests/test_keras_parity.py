@@ -8,7 +8,9 @@ keras.utils.set_random_seed); everything runs in float32.
 Checked: predictions (masked and unmasked, stacked, bidirectional, reversed), the loss of evaluate for four
 losses (and for a per-step loss under an Embedding mask, which Keras leaves the padded steps out of), the
 weights and History after fit with several optimizers and models (shuffle=False, three batches, two epochs),
-and the seed program's model on a slice of JapaneseVowels for one epoch.
+the seed program's model on a slice of JapaneseVowels for one epoch, and the weighting of metrics (metrics
+unweighted, weighted_metrics by sample_weight and class_weight, both under an output mask, Keras' log
+names) and loss_weights in fit (validation included), evaluate and train_on_batch.
 
 Masking: at a masked step our LSTM outputs the carried state h, Keras' LSTM its previous output. Both
 start from a zero state (h0 = 0, and Keras' previous output starts at 0), and the carried h is the previous
@@ -358,3 +360,80 @@ def test_seed_program_on_japanese_vowels():
     history_ours, history_theirs = fit_both(ours, theirs, x, y, lambda O: O.Adam(), "categorical_crossentropy",
                                             batch_size=32, epochs=1)
     assert_training_equal("seed-program", ours, theirs, history_ours, history_theirs)
+
+
+# ------------------------------------------------------------------------------------------------- weighting
+
+def lstm_softmax_named(L):
+    return [L.Input(shape=(T, I)), L.LSTM(H), L.Dense(C, activation="softmax", name="out")]
+
+
+def first_only(rng):
+    return np.eye(B, dtype=np.float32)[0]  # sample_weight [1, 0, 0, ...]: one sample counts
+
+
+def soft_targets(rng):
+    return rng.uniform(0.0, 1.0, (B, 1)).astype(np.float32)
+
+
+def zeros(rng):
+    return np.zeros(B, np.float32)
+
+
+def uniform(rng):
+    return rng.uniform(0.0, 2.0, B).astype(np.float32)
+
+
+BOTH_LISTS = dict(metrics=["accuracy", "acc"], weighted_metrics=["accuracy", "acc", "accuracy"])  # Keras renames
+
+# name -> (model, inputs, targets, loss, compile arguments, sample weights or None, class_weight or None)
+WEIGHTING_CASES = {
+    "sample-weight-first-only": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",
+                                 BOTH_LISTS, first_only, None),
+    "sample-weight-zeros": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",
+                            BOTH_LISTS, zeros, None),
+    "class-weight": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",
+                     BOTH_LISTS, None, {0: 2.0}),
+    "class-weight-one-hot": (lstm_softmax, float_sequences, one_hot_labels, "categorical_crossentropy",
+                             dict(metrics=["accuracy"], weighted_metrics=["acc", "accuracy"]), None,
+                             {1: 3.0, 2: 0.5}),
+    "class-weight-soft-binary": (dense_head(1, "sigmoid"), float_sequences, soft_targets, "binary_crossentropy",
+                                 dict(weighted_metrics=["mse"]), None, {0: 0.5, 1: 3.0}),  # Keras rounds y
+    "loss-weights-scalar": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",
+                            dict(loss_weights=2.5, metrics=["accuracy"]), uniform, None),
+    "loss-weights-list": (lstm_softmax, float_sequences, class_labels, "sparse_categorical_crossentropy",
+                          dict(loss_weights=[0.5], weighted_metrics=["accuracy"]), None, {3: 2.0}),
+    "loss-weights-dict": (lstm_softmax_named, float_sequences, class_labels, "sparse_categorical_crossentropy",
+                          dict(loss_weights={"out": 3.0}), None, None),
+    # Keras 3 rejects (B,) sample weights for (B, T) losses: the output mask alone weighs these
+    "masked-steps": (embedding_lstm_sequence_softmax, padded_ids, step_labels, "sparse_categorical_crossentropy",
+                     dict(BOTH_LISTS, loss_weights=1.5), None, None),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHTING_CASES))
+def test_metric_weighting_and_loss_weights_as_keras(case):
+    """metrics unweighted, weighted_metrics by sample_weight and class_weight, both under the output mask,
+    loss_weights scaling the loss: fit's History (validation included), evaluate and train_on_batch."""
+    spec, inputs, targets, loss, compile_arguments, weights, class_weight = WEIGHTING_CASES[case]
+    ours, theirs = build_pair(spec)
+    rng = np.random.default_rng(4)
+    x, y = inputs(rng), targets(rng)
+    sample_weight = None if weights is None else weights(rng)
+    validation = (x[::-1], y[::-1]) + (() if sample_weight is None else (sample_weight[::-1],))
+    histories = []
+    for model, library in ((ours, OURS), (theirs, KERAS)):
+        model.compile(optimizer=library.optimizers.SGD(learning_rate=0.1), loss=loss, **compile_arguments)
+        histories.append(model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0,
+                                   sample_weight=sample_weight, class_weight=class_weight,
+                                   validation_data=validation).history)
+    assert_training_equal(case, ours, theirs, *histories)
+    assert any(key.startswith("val_") for key in histories[0])
+    evaluated = [model.evaluate(x, y, sample_weight=sample_weight, batch_size=5, verbose=0, return_dict=True)
+                 for model in (ours, theirs)]
+    on_batch = [model.train_on_batch(x, y, sample_weight=sample_weight, class_weight=class_weight,
+                                     return_dict=True) for model in (ours, theirs)]
+    for what, (got, expected) in {"evaluate": evaluated, "train_on_batch": on_batch}.items():
+        problems = history_problems(f"{case} {what}", {k: [v] for k, v in got.items()},
+                                    {k: [float(v)] for k, v in expected.items()}, TRAIN_TOL)
+        assert not problems, f"{case}: {what} differs from Keras: {problems}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_native import callbacks, layers, saving, utils
+from lstm_native import layers, saving, utils
 from lstm_native.models import Sequential
 
 EPOCHS = 4

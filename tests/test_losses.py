@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from keras.src.trainers.compile_utils import get_loss
 
-from lstm_native import activations, losses
+from lstm_native import activations, losses, metrics
 
 B, T, C = 4, 3, 5
 
@@ -292,3 +292,26 @@ def test_default_names_and_logits_activations():
 def test_bad_arguments_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+SPARSE_LABEL_USERS = {
+    "sparse_categorical_crossentropy": lambda y, p: losses.SparseCategoricalCrossentropy()(y, p),
+    "sparse_categorical_accuracy": metrics.sparse_categorical_accuracy,
+}
+
+
+@pytest.mark.parametrize("user", list(SPARSE_LABEL_USERS))
+@pytest.mark.parametrize("labels, error, message", [
+    (np.array([0.0, np.nan, 1.0]), ValueError, r"y_true \(class labels\): .*not finite: \[nan\]"),
+    (np.array([0.0, 1.5, 1.0]), ValueError, r"y_true \(class labels\): .*fractions: \[1.5\]"),
+    (np.array([0, 1, 2**64 - 1], np.uint64), ValueError, "18446744073709551615"),
+    (np.array(["a", "b", "c"]), TypeError, r"y_true \(class labels\): expected integers, got dtype <U1"),
+])
+def test_bad_integer_labels_are_named_with_their_real_values(user, labels, error, message):
+    with pytest.raises(error, match=message):
+        SPARSE_LABEL_USERS[user](labels, np.full((3, 2), 0.5, np.float32))
+
+
+def test_labels_outside_the_classes_are_listed_as_given():
+    with pytest.raises(ValueError, match=r"values outside \[0, 2\): \[-3, 7\]"):
+        losses.SparseCategoricalCrossentropy()(np.array([0, 7, -3]), np.full((3, 2), 0.5, np.float32))

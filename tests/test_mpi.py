@@ -52,7 +52,8 @@ def _max_difference(a, b):
 
 def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path):
     """2 ranks on a global batch of 8 (4 rows each) = 1 rank on batches of 8: weights after 9 Adam steps,
-    the history (loss, metric, validation) too; float64, no dropout."""
+    the history (loss, metric, weighted metric under sample weights and a loss weight, validation) too; float64,
+    no dropout."""
     _run(2, "equivalence", tmp_path / "two")
     _run(1, "equivalence", tmp_path / "one")
     two, one = _weights(tmp_path / "two"), _weights(tmp_path / "one")
@@ -60,7 +61,8 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path):
     assert not any(np.array_equal(w, 0) for w in two)
     history_two = json.loads((tmp_path / "two.json").read_text())
     history_one = json.loads((tmp_path / "one.json").read_text())
-    assert history_two.keys() == history_one.keys() == {"loss", "mae", "val_loss", "val_mae"}
+    assert history_two.keys() == history_one.keys() == {"loss", "mae", "weighted_mae", "val_loss", "val_mae",
+                                                        "val_weighted_mae"}
     for key in history_one:
         np.testing.assert_allclose(history_two[key], history_one[key], rtol=1e-12)
     # without shuffling, the plain single-process fit gives the same weights as well

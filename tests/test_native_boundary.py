@@ -5,7 +5,6 @@ a chunk of steps, not of T), and Ctrl-C stops a long native call within a fracti
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap

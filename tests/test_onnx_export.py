@@ -4,8 +4,8 @@ bidirectional LSTMs (every merge mode), return_sequences, go_backwards, Dense on
 exported activation, Embedding and Masking masks, any batch size and several opsets; and what ONNX's LSTM
 cannot express raises a ValueError naming the variant.
 
-Masks: padded steps at the end of each sequence (the right padding that ONNX's sequence_lens expresses),
-including a sequence that is all padding.
+Masks: padded steps at the end of each sequence, and masks of any pattern (left padding, gaps, the first or
+last step alone, a sequence that is all padding), which the graph compacts before ONNX's sequence_lens.
 """
 
 from __future__ import annotations
@@ -48,6 +48,23 @@ def padded_sequences(rng):
 
 def padded_ids(rng):
     return padded(rng.integers(1, VOCAB, size=(B, T)))
+
+
+# Masked steps of any pattern: left padding, gaps, all but one step, all padding, none.
+GAPS = np.ones((B, T), bool)
+GAPS[0, :3] = False
+GAPS[1, [1, 2, 5]] = False
+GAPS[2, :-1] = False
+GAPS[3] = False
+GAPS[4, 1::2] = False
+
+
+def gapped_sequences(rng):
+    return np.where(GAPS[..., None], sequences(rng), 0).astype(np.float32)
+
+
+def gapped_ids(rng):
+    return np.where(GAPS, rng.integers(1, VOCAB, size=(B, T)), 0)
 
 
 def export_and_run(model, x, path, **options):
@@ -109,6 +126,17 @@ CASES = {
     "masking-bidirectional-stacked": (masking_bidirectional_stacked, padded_sequences),
     "embedding-mask-stacked-sequences": (embedding, padded_ids),
     "go-backwards-sequences": (go_backwards_sequences, sequences),
+    **{f"gaps-masking-lstm{'-go-backwards' * back}{'-sequences' * seq}": (partial(masking, back, seq),
+                                                                           gapped_sequences)
+       for back in (False, True) for seq in (False, True)},
+    "gaps-masking-zero-output-sequences": (
+        lambda: [Input(shape=(T, I)), Masking(), LSTM(H, return_sequences=True, zero_output_for_mask=True)],
+        gapped_sequences),
+    "gaps-masking-bidirectional-stacked": (masking_bidirectional_stacked, gapped_sequences),
+    **{f"gaps-bidirectional-{mode}": (lambda mode=mode: [Input(shape=(T, I)), Masking(), Bidirectional(
+        LSTM(H, return_sequences=True, peephole=None), merge_mode=mode), Dense(C)], gapped_sequences)
+       for mode in ("concat", "sum", "mul", "ave")},
+    "gaps-embedding-mask-stacked-sequences": (embedding, gapped_ids),
 }
 
 
@@ -141,6 +169,8 @@ def test_opsets(opset, tmp_path):
     model = Sequential([Input(shape=(T, I)), Masking(), Bidirectional(LSTM(H, return_sequences=True), merge_mode="sum"),
                         Bidirectional(LSTM(H), merge_mode="mul"), Dense(C, activation="softmax")])
     check(model, padded_sequences(np.random.default_rng(4)), tmp_path / "model.onnx", f"opset-{opset}", opset=opset)
+    check(model, gapped_sequences(np.random.default_rng(4)), tmp_path / "model.onnx", f"opset-{opset}-gaps",
+          opset=opset)
     assert onnx.load(tmp_path / "model.onnx").opset_import[0].version == opset
 
 
@@ -169,6 +199,16 @@ def test_what_onnx_cannot_express_raises(layer, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         lstm_native.onnx.export(model, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_carried_states_are_refused(tmp_path):
+    model = Sequential([Input(shape=(T, I), batch_size=B), LSTM(H, stateful=True, name="stateful_lstm")])
+    x = sequences(np.random.default_rng(6))
+    model.predict(x)
+    with pytest.raises(ValueError, match="stateful_lstm: stateful, it carries states from earlier calls"):
+        lstm_native.onnx.export(model, tmp_path / "model.onnx")
+    model.layers[0].reset_states()
+    check(model, x, tmp_path / "model.onnx", "stateful-reset")
 
 
 def test_previous_source_without_peepholes_exports(tmp_path):

@@ -125,6 +125,19 @@ def test_without_optimizer_the_loaded_model_is_not_compiled(tmp_path):
     assert not load_model(tmp_path / "model.safetensors", compile=False).compiled
 
 
+def test_weighted_metrics_and_loss_weights_round_trip(tmp_path):
+    x, y = data()
+    weights = np.linspace(0.0, 2.0, len(x)).astype(np.float32)
+    model = stacked(None, "current")
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=["accuracy", "mse"], loss_weights={"dense": 2.5})
+    model.save(tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    expected = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    assert set(expected) == {"loss", "accuracy", "weighted_accuracy", "mse"}
+    assert loaded.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True) == expected
+
+
 def test_loading_draws_no_random_numbers(tmp_path):
     stacked(None, "current").save(tmp_path / "model.safetensors")
     utils.set_random_seed(3)
@@ -296,6 +309,10 @@ def lstm_config(config):
     (dict(compile=json.dumps({"optimizer": {"class_name": "Evil", "config": {}}, "loss": "mse", "metrics": []})),
      "Unknown optimizer|Could not interpret optimizer"),
     (dict(compile=json.dumps({"optimizer": "sgd", "loss": "mse", "metrics": ["nonsense"]})), "unknown metric"),
+    (dict(compile=json.dumps({"optimizer": "sgd", "loss": "mse", "metrics": [], "weighted_metrics": "mse"})),
+     "compile config"),
+    (dict(compile=json.dumps({"optimizer": "sgd", "loss": "mse", "metrics": [], "loss_weights": "2"})),
+     "loss_weights: expected a finite number"),
     (dict(surprise="1"), "unknown header entries"),
 ])
 def test_bad_metadata_is_a_clear_error(saved, change, message):

@@ -234,7 +234,7 @@ class MPIStrategy:
             for sub in [layer] + [getattr(layer, name, None) for name in ("forward_layer", "backward_layer")]:
                 if getattr(sub, "stateful", False):
                     raise ValueError(f"MPIStrategy: {layer.name} is stateful; states cannot follow sharded batches")
-        for identifier in model._metric_identifiers:
+        for identifier in model._metric_identifiers + model._weighted_metric_identifiers:
             if isinstance(identifier, metrics_module.Metric) and not isinstance(identifier, metrics_module.Mean):
                 raise ValueError(f"MPIStrategy: metric {identifier.name} has no (total, count) accumulators to "
                                  "reduce across ranks")
@@ -260,20 +260,19 @@ class MPIStrategy:
         variables = model.trainable_weights
         offsets = np.cumsum([0] + [v.value.size for v in variables])
         dtype = np.result_type(*[v.value.dtype for v in variables]) if variables else np.float64
-        metric_count = 1 + len(model._metric_identifiers)  # the loss tracker, then the compiled metrics
+        metric_count = 1 + len(model._metric_identifiers) + len(model._weighted_metric_identifiers)  # loss, metrics
         total = int(offsets[-1]) + 2 * metric_count + 2  # gradients, (total, count) per tracker, control
         self._variables, self._offsets = variables, offsets
         self._send, self._receive = np.zeros(total, dtype), np.empty(total, dtype)
 
     # ------------------------------------------------------------------------------------------------ the step
     def _trackers_state(self, model, trackers):
-        items = [trackers["loss"]] + list(model._metrics or [])
+        items = [trackers["loss"]] + model._compiled_metrics()
         return [value for metric in items for value in (metric.total, metric.count)]
 
     def _logs(self, model, sums) -> Dict[str, float]:
-        names = ["loss"] + [metric.name for metric in model._metrics]
-        return {name: float(sums[2 * k] / sums[2 * k + 1]) if sums[2 * k + 1] else 0.0
-                for k, name in enumerate(names)}
+        results = [float(sums[2 * k] / sums[2 * k + 1]) if sums[2 * k + 1] else 0.0 for k in range(len(sums) // 2)]
+        return model._logs(results[0], results[1:])
 
     def _control(self, model, stop: bool):
         if not self.is_chief:
@@ -303,7 +302,7 @@ class MPIStrategy:
             for variable, first, last in zip(self._variables, offsets[:-1], offsets[1:]):
                 if variable.grad is not None:
                     np.multiply(variable.grad.reshape(-1), scale, out=send[first:last], casting="unsafe")
-            model._update_trackers(trackers, loss, y, y_pred, model._masked_weights(sample_weight, mask, False))
+            model._update_trackers(trackers, loss, y, y_pred, sample_weight, mask)
         send[gradients_end:-2] = self._trackers_state(model, trackers)
         send[-2:] = self._control(model, stop)
         communication = time.perf_counter()
@@ -329,9 +328,8 @@ class MPIStrategy:
             stop = min(last, start + batch_size)
             y_pred, mask = model._forward(x[start:stop], training=False)
             weight = None if sample_weight is None else sample_weight[start:stop]
-            loss = float(model.loss(y[start:stop], y_pred, sample_weight=model._masked_weights(weight, mask, True)))
-            model._update_trackers(trackers, loss + model._penalty(), y[start:stop], y_pred,
-                                   model._masked_weights(weight, mask, False))
+            loss = model._evaluation_loss(y[start:stop], y_pred, weight, mask)
+            model._update_trackers(trackers, loss, y[start:stop], y_pred, weight, mask)
         state = np.array(self._trackers_state(model, trackers), dtype=np.float64)
         sums = self._allreduce(state, np.empty_like(state), "the validation's reduction")
         return self._logs(model, sums)

@@ -24,38 +24,86 @@ from .models import Sequential
 
 # The constructor arguments that carry over, for each layer type both libraries have (same names, same
 # meaning; a Bidirectional's are its merge mode and its two LSTMs). Keras' LSTM config also names its
-# activations and dropouts, so that our LSTM rejects what its native cell does not compute.
+# activations, so that our LSTM rejects what its native cell does not compute, and return_state, which a
+# Sequential rejects; dropouts, regularizers and trainable carry for further training.
 _ARGUMENTS = {
-    "LSTM": ("units", "use_bias", "return_sequences", "go_backwards", "stateful", "unit_forget_bias", "activation",
-             "recurrent_activation", "dropout", "recurrent_dropout", "zero_output_for_mask"),
-    "Dense": ("units", "activation", "use_bias"),
-    "Embedding": ("input_dim", "output_dim", "mask_zero"),
-    "Dropout": ("rate", "noise_shape", "seed"),
-    "Masking": ("mask_value",),
+    "LSTM": ("units", "use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unit_forget_bias",
+             "activation", "recurrent_activation", "dropout", "recurrent_dropout", "seed", "zero_output_for_mask",
+             "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer", "trainable"),
+    "Dense": ("units", "activation", "use_bias", "kernel_regularizer", "bias_regularizer", "trainable"),
+    "Embedding": ("input_dim", "output_dim", "mask_zero", "embeddings_regularizer", "trainable"),
+    "Dropout": ("rate", "noise_shape", "seed", "trainable"),
+    "Masking": ("mask_value", "trainable"),
 }
+# The arguments that matter neither to the outputs nor to training once the weights are copied: initializers
+# draw weights that the copy replaces, unroll only chooses how Keras runs the loop, the name and dtype are
+# set apart. Any other argument (constraints, quantization, LoRA, our peephole, zoneout, weight drop, ...)
+# must have its inert value (see _INERT), or the conversion refuses: the other library has no counterpart.
+_NEUTRAL = {"name", "dtype", "batch_input_shape", "unroll", "kernel_initializer", "recurrent_initializer", "bias_initializer",
+            "embeddings_initializer", "peephole_initializer", "projection_initializer"}
+_INERT = {"peephole": None, "output_peephole_source": "current", "peephole_regularizer": None, "proj_size": 0,
+          "projection_regularizer": None, "zoneout_h": 0.0, "zoneout_c": 0.0, "weight_drop": 0.0,
+          "activation_regularization": 0.0, "temporal_activation_regularization": 0.0}
 _OUR_CLASSES = {"LSTM": functools.partial(LSTM, peephole=None), "Bidirectional": Bidirectional, "Dense": Dense,
                 "Embedding": Embedding, "Dropout": Dropout, "Masking": Masking}  # Keras' LSTM has no peepholes
 
 
-def _convert_layer(layer, classes: dict, name=None):
+def _carried_arguments(layer, kind: str, where: str) -> dict:
+    """The arguments of `layer`'s config that carry over; a ValueError for one that would be dropped."""
+    config = layer.get_config()
+    for key, value in config.items():
+        if key not in _ARGUMENTS[kind] and key not in _NEUTRAL and value != _INERT.get(key):
+            raise ValueError(f"{where}: {layer.name} has {key}={value!r}, which the other library's {kind} has no "
+                             f"counterpart for; set it to {_INERT.get(key)!r} to convert")
+    return {key: _regularizer_config(config[key]) if key.endswith("regularizer") else config[key]
+            for key in _ARGUMENTS[kind] if key in config}
+
+
+def _regularizer_config(config):
+    """A regularizer's config in the form both libraries read: {"class_name", "config"} (Keras adds more)."""
+    return config if config is None else {"class_name": config["class_name"], "config": config["config"]}
+
+
+def _convert_layer(layer, classes: dict, where: str, name=None):
     """A new, unbuilt layer from `classes` (class names to classes: ours, or keras.layers') of the type and
     with the arguments of `layer` (Keras', or ours); `name` replaces the layer's name."""
     kind = type(layer).__name__
     name = name or layer.name
     if kind == "Bidirectional":
-        forward = _convert_layer(layer.forward_layer, classes, layer.forward_layer.name.removeprefix("forward_"))
-        return classes[kind](forward, merge_mode=layer.merge_mode,
-                             backward_layer=_convert_layer(layer.backward_layer, classes), name=name)
+        forward = _convert_layer(layer.forward_layer, classes, where, layer.forward_layer.name.removeprefix("forward_"))
+        return classes[kind](forward, merge_mode=layer.merge_mode, dtype=np.dtype(layer.dtype).name,
+                             backward_layer=_convert_layer(layer.backward_layer, classes, where), name=name)
     if kind not in _ARGUMENTS:
         raise ValueError(f"{layer.name}: layers of type {kind} have no counterpart; supported: LSTM, Bidirectional, "
                          "Dense, Embedding, Dropout, Masking")
-    config = layer.get_config()
-    return classes[kind](**{key: config[key] for key in _ARGUMENTS[kind] if key in config}, name=name,
-                         dtype=np.dtype(layer.dtype).name)
+    arguments = _carried_arguments(layer, kind, where)
+    try:
+        return classes[kind](**arguments, name=name, dtype=np.dtype(layer.dtype).name)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {layer.name}: {error}") from None
 
 
 def _copy_weights(source, target) -> None:
     target.set_weights([np.asarray(w) for w in source.get_weights()])
+
+
+def _check_dtype_policy(keras_layer) -> None:
+    """Keras computes a mixed-precision layer in another dtype than its weights'; ours computes in one."""
+    policy = getattr(keras_layer, "dtype_policy", None)
+    if policy is not None and policy.compute_dtype != policy.variable_dtype:
+        raise ValueError(f"from_keras: {keras_layer.name} computes in {policy.compute_dtype} with "
+                         f"{policy.variable_dtype} weights (dtype policy {policy.name!r}); ours computes in the "
+                         "weights' dtype: convert a model built with a float32 or float64 policy")
+
+
+def _keras_lstms(keras_layer) -> list:
+    kind = type(keras_layer).__name__
+    return ([keras_layer.forward_layer, keras_layer.backward_layer] if kind == "Bidirectional"
+            else [keras_layer] if kind == "LSTM" else [])
+
+
+def _stateful(model) -> list:
+    return [lstm for layer in model.layers for lstm in recurrent_layers(layer) if lstm.stateful]
 
 
 def from_keras(keras_model) -> Sequential:
@@ -69,11 +117,17 @@ def from_keras(keras_model) -> Sequential:
     except (AttributeError, IndexError, ValueError) as error:
         raise ValueError("from_keras: the Keras model has no defined input; start it with keras.Input(shape) "
                          "or build it") from error
-    pairs = [(keras_layer, _convert_layer(keras_layer, _OUR_CLASSES)) for keras_layer in keras_model.layers]
-    model = Sequential([InputLayer(shape=tuple(keras_input.shape[1:]), dtype=keras_input.dtype)]
-                       + [ours for _, ours in pairs], name=keras_model.name)
+    for keras_layer in keras_model.layers:
+        _check_dtype_policy(keras_layer)
+    pairs = [(keras_layer, _convert_layer(keras_layer, _OUR_CLASSES, "from_keras"))
+             for keras_layer in keras_model.layers]
+    model = Sequential([InputLayer(shape=tuple(keras_input.shape[1:]), batch_size=keras_input.shape[0],
+                                   dtype=keras_input.dtype)] + [ours for _, ours in pairs], name=keras_model.name)
     for keras_layer, ours in pairs:
         _copy_weights(keras_layer, ours)
+        for keras_lstm, lstm in zip(_keras_lstms(keras_layer), recurrent_layers(ours)):
+            if keras_lstm.stateful:  # the states it carries into its next call
+                lstm.states = [np.array(state.numpy()) for state in keras_lstm.states]
     return model
 
 
@@ -92,11 +146,18 @@ def to_keras(model: Sequential):
     first = model.layers[0]
     input_dtype = "int32" if isinstance(first, Embedding) else first.dtype.name
     batch_shape = model._built_shape
+    batch_size = batch_shape[0] or next((len(lstm.states[0]) for lstm in _stateful(model) if lstm.states), None)
+    if batch_size is None and _stateful(model):
+        raise ValueError(f"to_keras: {_stateful(model)[0].name} is stateful, and Keras' stateful LSTM needs a "
+                         "fixed batch size: build the model with Input(shape, batch_size=N) (or call it once)")
     keras_model = keras.Sequential(
-        [keras.Input(shape=batch_shape[1:], batch_size=batch_shape[0], dtype=input_dtype)]
-        + [_convert_layer(layer, vars(keras.layers)) for layer in model.layers], name=model.name)
+        [keras.Input(shape=batch_shape[1:], batch_size=batch_size, dtype=input_dtype)]
+        + [_convert_layer(layer, vars(keras.layers), "to_keras") for layer in model.layers], name=model.name)
     for layer, keras_layer in zip(model.layers, keras_model.layers):
         _copy_weights(layer, keras_layer)
+        for lstm, keras_lstm in zip(recurrent_layers(layer), _keras_lstms(keras_layer)):
+            for state, keras_state in zip(lstm.states or [], keras_lstm.states if lstm.stateful else []):
+                keras_state.assign(state)
     return keras_model
 
 
@@ -178,9 +239,10 @@ def _torch_direction(weights: dict, where: str) -> list:
 def _assemble(directions: list, return_sequences: bool, use_bias: bool, proj_size: int):
     """An LSTM (one direction) or a Bidirectional (two), built, with the weights of `directions`."""
     kernel = directions[0][0]
+    dtype = "float64" if kernel.dtype == np.float64 else "float32"
     lstm = LSTM(kernel.shape[1] // 4, peephole=None, use_bias=use_bias, proj_size=proj_size,
-                return_sequences=return_sequences, dtype=kernel.dtype if kernel.dtype == np.float64 else "float32")
-    layer = lstm if len(directions) == 1 else Bidirectional(lstm)
+                return_sequences=return_sequences, dtype=dtype)
+    layer = lstm if len(directions) == 1 else Bidirectional(lstm, dtype=dtype)
     layer.build((None, None, kernel.shape[0]))
     layer.set_weights([w for direction in directions for w in direction])
     return layer

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from . import _serialization
+from . import _serialization, utils
 from .activations import _floating, log_softmax, sigmoid
 
 # Keras' backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON] before their log.
@@ -127,10 +127,7 @@ def _sparse_categorical(y_true, y_pred, from_logits, ignore_class) -> _PerSample
         valid = labels != ignore_class
         labels = np.where(valid, labels, 0)
         y_pred = np.where(valid[..., None], y_pred, 0)
-    labels = labels.astype(np.int64)
-    outside = (labels < 0) | (labels >= y_pred.shape[-1])
-    if np.any(outside):
-        raise ValueError(f"y_true holds labels outside [0, {y_pred.shape[-1]}): {np.unique(labels[outside]).tolist()}")
+    labels = utils.integer_ids(labels, "y_true (class labels)", upper=y_pred.shape[-1])
     if from_logits:
         per_sample = _sparse_from_logits(labels, y_pred)
     else:

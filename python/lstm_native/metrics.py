@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import _serialization
+from . import _serialization, utils
 from .losses import _squeeze_or_expand, mean_absolute_error, mean_squared_error
 
 
@@ -114,7 +114,7 @@ def categorical_accuracy(y_true, y_pred) -> np.ndarray:
 
 def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
     """1.0 where y_pred's largest entry is at the label y_true (shape (...) or (..., 1)), else 0.0."""
-    y_true, y_pred = _as_arrays(y_true, y_pred)
+    y_true, y_pred = utils.integer_ids(y_true, "y_true (class labels)"), np.asarray(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
     return (y_true == np.argmax(y_pred, axis=-1)).astype(np.float64)

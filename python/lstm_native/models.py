@@ -17,7 +17,7 @@ from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import saving
+from . import saving, utils
 from ._call_guard import inference_call, training_call
 from .layers.base import Layer
 from .layers.bidirectional import recurrent_layers
@@ -34,6 +34,30 @@ def verbosity(value) -> int:
     """Keras' ``verbose``: "auto" (1), 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
     value = choice("verbose", value, ("auto", 0, 1, 2))
     return 1 if value == "auto" else value
+
+
+def _single_loss_weight(loss_weights) -> float:
+    """The loss weight of compile's ``loss_weights`` for a model of one output: Keras takes a number, or a list,
+    tuple or dict (its key naming the output) of one."""
+    if loss_weights is None:
+        return 1.0
+    weight = loss_weights
+    if isinstance(loss_weights, (list, tuple, dict)):
+        if len(loss_weights) != 1:
+            raise ValueError(f"loss_weights: this model has one output, so it takes one weight; got {loss_weights!r}")
+        (weight,) = loss_weights.values() if isinstance(loss_weights, dict) else loss_weights
+    if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(weight):
+        raise ValueError(f"loss_weights: expected a finite number (or a list or dict of one), got {loss_weights!r}")
+    return float(weight)
+
+
+def _metric_list(name: str, identifiers) -> list:
+    if identifiers is None:
+        return []
+    if not isinstance(identifiers, (list, tuple)):
+        raise ValueError(f"{name}: expected a list of metrics, got {type(identifiers).__name__} {identifiers!r}")
+    return list(identifiers)
 
 
 class Sequential(WeightContainer):
@@ -219,26 +243,51 @@ class Sequential(WeightContainer):
     # -- training ----------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=False, jit_compile="auto", **kwargs) -> None:
+        """Keras' compile. As in Keras, ``metrics`` are computed without sample or class weights and
+        ``weighted_metrics`` with them (a metric in both lists logs as "name" and "weighted_name"); both
+        honour an output mask. ``loss_weights`` (a number, or a list or dict of one: this model has one
+        output) scales the loss and its gradient, not the regularization penalties."""
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to compile: {kwargs}")
         if loss is None:
             raise ValueError("compile: a loss is required")
+        self._loss_weight = _single_loss_weight(loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
-        self._metric_identifiers = list(metrics or [])
-        self._metrics = None  # resolved on the first batch, when y's shape is known
+        self.loss_weights = loss_weights
+        self._metric_identifiers = _metric_list("metrics", metrics)
+        self._weighted_metric_identifiers = _metric_list("weighted_metrics", weighted_metrics)
+        self._metrics = None  # resolved on the first batch, when y's shape is known: [(log name, metric, weighted)]
         self.compiled = True
 
     def _resolve_metrics(self, y_true, y_pred) -> None:
-        if self._metrics is None:
-            self._metrics = [metrics_module.get(m, y_true=y_true, y_pred=y_pred) for m in self._metric_identifiers]
+        """Resolves the compiled metrics, named in the logs as Keras names them: a repeated name gets "_1",
+        "_2", ...; a weighted metric whose name is taken gets "weighted_" in front."""
+        if self._metrics is not None:
+            return
+        self._metrics, taken = [], {}
+        for identifiers, weighted in ((self._metric_identifiers, False), (self._weighted_metric_identifiers, True)):
+            for identifier in identifiers:
+                metric = metrics_module.get(identifier, y_true=y_true, y_pred=y_pred)
+                name = metric.name
+                if name in taken and weighted:
+                    name = f"weighted_{name}"
+                if name in taken:
+                    taken[name] += 1
+                    name = f"{name}_{taken[name] - 1}"
+                else:
+                    taken[name] = 1
+                self._metrics.append((name, metric, weighted))
 
     def _sample_weights(self, y, sample_weight, class_weight) -> Optional[np.ndarray]:
         if class_weight is None:
             return None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
         y = np.asarray(y)
         classes = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0]
-        weights = np.array([class_weight.get(int(c), 1.0) for c in classes.astype(np.int64)], dtype=np.float32)
+        if np.issubdtype(classes.dtype, np.floating):  # Keras rounds a probability (0.7: class 1)
+            classes = np.round(classes)
+        classes = utils.integer_ids(classes, "y (the classes that class_weight weighs)")
+        weights = np.array([class_weight.get(int(c), 1.0) for c in classes], dtype=np.float32)
         return weights if sample_weight is None else weights * np.asarray(sample_weight, dtype=np.float32)
 
     def _penalty(self) -> float:
@@ -270,24 +319,35 @@ class Sequential(WeightContainer):
         return weights * sample_weight.reshape(sample_weight.shape + (1,) * (weights.ndim - sample_weight.ndim))
 
     def _loss_and_backward(self, y, y_pred, sample_weight) -> float:
-        """The batch's loss; runs the backward pass of every layer, leaving the gradients in the weights."""
+        """The batch's loss (times the loss weight, plus the penalties); runs the backward pass of every layer,
+        leaving the gradients in the weights."""
         last = self._layers[-1]
         activation = getattr(getattr(last, "activation", None), "name", None)
         fused = (getattr(self.loss, "logits_activation", None) is not None
                  and activation == self.loss.logits_activation and not getattr(self.loss, "from_logits", False))
         if fused:  # cross-entropy straight from the logits: stable at any logit (as Keras' _keras_logits)
             value, dlogits = self.loss.value_and_grad_from_logits(y, last.last_logits, sample_weight)
-            self._backward(last.backward_from_logits(dlogits), first_layer_done=True)
+            self._backward(last.backward_from_logits(self._scaled_by_loss_weight(dlogits)), first_layer_done=True)
         else:
             value, dy_pred = self.loss.value_and_grad(y, y_pred, sample_weight)
-            self._backward(dy_pred)
-        return float(value) + self._regularization()
+            self._backward(self._scaled_by_loss_weight(dy_pred))
+        return self._loss_weight * float(value) + self._regularization()
+
+    def _scaled_by_loss_weight(self, gradient):
+        return gradient if self._loss_weight == 1 else gradient * gradient.dtype.type(self._loss_weight)
+
+    def _evaluation_loss(self, y, y_pred, sample_weight, mask) -> float:
+        """The loss of a batch at inference: the weighted loss plus the penalties, as Keras reports it."""
+        loss = self.loss(y, y_pred, sample_weight=self._masked_weights(sample_weight, mask, reduce=True))
+        return self._loss_weight * float(loss) + self._penalty()
 
     @training_call
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         x = self._prepare_x(x)
         sample_weight = self._sample_weights(y, sample_weight, class_weight)
-        logs = self._train_step(x, np.asarray(y), sample_weight, self._fresh_trackers())
+        trackers = self._fresh_trackers()
+        self._reset_metrics(trackers)  # as Keras: the logs are this batch's
+        logs = self._train_step(x, np.asarray(y), sample_weight, trackers)
         return logs if return_dict else list(logs.values()) if len(logs) > 1 else logs["loss"]
 
     def _fresh_trackers(self):
@@ -297,20 +357,32 @@ class Sequential(WeightContainer):
         y_pred, mask = self._forward(x, training=True)
         loss = self._loss_and_backward(y, y_pred, self._masked_weights(sample_weight, mask, reduce=True))
         self.optimizer.apply(self.trainable_weights)
-        return self._update_trackers(trackers, loss, y, y_pred, self._masked_weights(sample_weight, mask, False))
+        return self._update_trackers(trackers, loss, y, y_pred, sample_weight, mask)
 
-    def _update_trackers(self, trackers, loss, y, y_pred, metric_weight) -> Dict[str, float]:
+    def _update_trackers(self, trackers, loss, y, y_pred, sample_weight, mask) -> Dict[str, float]:
+        """Adds a batch to the loss tracker and the metrics (the weighted ones by ``sample_weight``, all of
+        them by the output mask, as Keras does) and returns the logs so far."""
         self._resolve_metrics(y, y_pred)
         trackers["loss"].update_state(loss, sample_weight=len(y))
-        for metric in self._metrics:
-            metric.update_state(y, y_pred, sample_weight=metric_weight)
-        logs = {"loss": trackers["loss"].result()}
-        logs.update({metric.name: metric.result() for metric in self._metrics})
-        return {k: float(v) for k, v in logs.items()}
+        unweighted = self._masked_weights(None, mask, reduce=False)
+        weighted = self._masked_weights(sample_weight, mask, reduce=False)
+        for _, metric, is_weighted in self._metrics:
+            metric.update_state(y, y_pred, sample_weight=weighted if is_weighted else unweighted)
+        return self._logs(trackers["loss"].result(), (metric.result() for _, metric, _ in self._metrics))
+
+    def _logs(self, loss, metric_results) -> Dict[str, float]:
+        """{"loss": loss, then each compiled metric's log name: its result}."""
+        logs = {"loss": float(loss)}
+        logs.update({name: float(result) for (name, _, _), result in zip(self._metrics or [], metric_results)})
+        return logs
+
+    def _compiled_metrics(self) -> list:
+        """The resolved metrics (none before the first batch), in the order of the logs."""
+        return [metric for _, metric, _ in self._metrics or []]
 
     def _reset_metrics(self, trackers) -> None:
         trackers["loss"].reset_state()
-        for metric in self._metrics or []:
+        for metric in self._compiled_metrics():
             metric.reset_state()
 
     def _batches(self, name: str, x, y, sample_weight, batch_size, steps, shuffle: bool, needs_y: bool = False,
@@ -480,10 +552,8 @@ class Sequential(WeightContainer):
             if y_batch is None:
                 raise ValueError(f"{batches.name}: a batch without targets; evaluation needs (x, y) batches")
             y_pred, mask = self._forward(x_batch, training=False)
-            loss_weight = self._masked_weights(weight_batch, mask, reduce=True)
-            loss = float(self.loss(y_batch, y_pred, sample_weight=loss_weight)) + self._penalty()
-            logs = self._update_trackers(trackers, loss, y_batch, y_pred,
-                                         self._masked_weights(weight_batch, mask, reduce=False))
+            loss = self._evaluation_loss(y_batch, y_pred, weight_batch, mask)
+            logs = self._update_trackers(trackers, loss, y_batch, y_pred, weight_batch, mask)
         batches.end_epoch()
         return logs
 

@@ -4,21 +4,22 @@ The graph takes the model's batch-first input (float32; int64 ids when the model
 with a dynamic batch dimension ("batch", and "timesteps" where the model leaves the time axis open), and
 gives its prediction as "output". Layers map to ONNX operators:
 
-- LSTM and Bidirectional: ONNX's LSTM operator (direction "forward", "reverse" for go_backwards, or
-  "bidirectional"), its inputs W, R, B, P in ONNX's gate orders (lstm_native.gate_orders), the batch-first
-  input transposed to ONNX's time-major [T, B, I] and the outputs back; return_sequences=False gives Y_h.
-  Bidirectional's merge modes are a Reshape (concat) or ReduceSum, ReduceProd, ReduceMean over the
-  directions. The initial states are zero (a stateful layer's carried states are not exported).
+- LSTM and Bidirectional: ONNX's LSTM operator (direction "forward", over the reversed input for
+  go_backwards, or "bidirectional"), its inputs W, R, B, P in ONNX's gate orders (lstm_native.gate_orders),
+  the batch-first input transposed to ONNX's time-major [T, B, I] and the outputs back;
+  return_sequences=False gives Y_h. Bidirectional's merge modes are a Reshape (concat) or ReduceSum,
+  ReduceProd, ReduceMean over the directions. The initial states are zero: a stateful layer that carries
+  states from earlier calls is refused (reset_states() first).
 - Dense: MatMul + Add (rank 2 or 3 inputs), then its activation (see _ACTIVATIONS).
 - Embedding: Gather. Dropout: nothing (identity at inference). Masking: the mask computed in the graph.
 
-Masks (Masking, Embedding(mask_zero=True)) become the LSTM operator's sequence_lens, the number of valid
-steps of each sequence. ONNX can only express right-padded sequences this way: the exported graph
-reproduces the model exactly when every sequence's valid steps come first and its padding last (what
-Keras' pad_sequences(padding="post") makes). The ONNX operator outputs zeros past a sequence's length; the
-graph restores our Keras-style outputs there (the last valid step's h, repeated) for an LSTM returning
-sequences, and keeps the zeros where ours has them too (Bidirectional, which sets zero_output_for_mask,
-and go_backwards, whose padded steps come first and carry the zero initial state).
+Masks (Masking, Embedding(mask_zero=True)), of any pattern (right or left padding, gaps): the graph moves each
+sequence's valid steps to its front (ScatterElements, positions from a CumSum of the mask), runs ONNX's
+LSTM with sequence_lens = the number of valid steps, and moves the outputs back (GatherElements): at a
+masked step the last valid step's output, as our LSTM carries its state over masked steps (zero before the
+first valid step), or zero with zero_output_for_mask (which Bidirectional sets). The states are ours exactly,
+since ONNX's LSTM over the compacted sequence sees the valid steps in order, and nothing else. A
+go_backwards LSTM runs forward over the reversed input and mask.
 
 Variants ONNX's LSTM cannot express raise ValueError naming the variant: peephole="full" (its P holds
 diagonal peepholes only), output_peephole_source="previous" (its output gate peeks at C_t) and zoneout
@@ -91,6 +92,9 @@ class _Graph:
 
 def _check_recurrent(layer: LSTM) -> None:
     _check_expressible(layer, "export", "ONNX's LSTM operator")
+    if layer.stateful and layer.states is not None:
+        raise ValueError(f"{layer.name}: stateful, it carries states from earlier calls, and the exported graph "
+                         "starts from zero states; call reset_states() before exporting")
     if layer.peephole == "full":
         raise ValueError(f"{layer.name}: peephole='full' (H x H peephole matrices) cannot be exported to ONNX: "
                          "the LSTM operator's P holds diagonal peepholes only")
@@ -120,8 +124,55 @@ def _sequence_lengths(graph: _Graph, mask: str) -> str:
     return graph.reduce("ReduceSum", graph.op("Cast", [mask], to=TensorProto.INT32), axis=1)
 
 
+def _along_time(graph: _Graph, op_type: str, x: str, positions: str) -> str:
+    """GatherElements or ScatterElements of x [B, T, F] along time at positions [B, T] (the same for every F)."""
+    shape = graph.op("Shape", [x])
+    index = graph.op("Expand", [graph.unsqueeze(positions, -1), shape])
+    if op_type == "GatherElements":
+        return graph.op(op_type, [x, index], axis=1)
+    return graph.op(op_type, [x, index, x], axis=1)
+
+
+class _Compaction:
+    """A mask's valid steps moved to the front of each sequence, in order, and back.
+
+    Our LSTM carries its state unchanged over a masked step, wherever it lies: over the compacted sequence
+    ONNX's LSTM with sequence_lens computes the same states at the valid steps. valid_before [B, T] counts the
+    valid steps up to and including each step (a CumSum), so a valid step t lands at valid_before - 1 and a
+    masked one after all the valid steps; back at step t comes the output of compacted step valid_before - 1,
+    the last valid step at or before t (-1 before the first valid step: GatherElements' last, then zeroed).
+    """
+
+    def __init__(self, graph: _Graph, mask: str):
+        from onnx import TensorProto
+
+        self.graph, self.mask = graph, mask
+        steps = graph.op("Cast", [mask], to=TensorProto.INT64)
+        one, time_axis = (graph.constant(name, np.array(1, np.int64)) for name in ("one", "time_axis"))
+        self.valid_before = graph.op("CumSum", [steps, time_axis])
+        self.lengths = _sequence_lengths(graph, mask)
+        masked_before = graph.op("Sub", [graph.op("CumSum", [graph.op("Sub", [one, steps]), time_axis]), one])
+        self.last_valid = graph.op("Sub", [self.valid_before, one])
+        first_masked = graph.unsqueeze(graph.op("Cast", [self.lengths], to=TensorProto.INT64), -1)
+        self.positions = graph.op("Where", [mask, self.last_valid, graph.op("Add", [masked_before, first_masked])])
+
+    def compact(self, x: str) -> str:
+        return _along_time(self.graph, "ScatterElements", x, self.positions)
+
+    def expand(self, y: str, zero_output_for_mask: bool) -> str:
+        """y [B, T, F] of the compacted sequence back at the steps of the mask: a masked step gets the last
+        valid step's output (zero before the first, the zero initial state's h), or zero."""
+        keep = self.mask if zero_output_for_mask else self.graph.op(
+            "Greater", [self.valid_before, self.graph.constant("zero", np.array(0, np.int64))])
+        zero = self.graph.constant("zero", np.array(0, np.float32))
+        return self.graph.op("Where", [self.graph.unsqueeze(keep, -1),
+                                       _along_time(self.graph, "GatherElements", y, self.last_valid), zero])
+
+
 def _recurrent(graph: _Graph, layer, x: str, mask):
-    """An LSTM or a Bidirectional of two as one ONNX LSTM node, batch-first in and out."""
+    """An LSTM or a Bidirectional of two as one ONNX LSTM node, batch-first in and out. A go_backwards LSTM
+    runs forward over the reversed sequence (its outputs are in processing order, as ours); a mask becomes
+    sequence_lens over the compacted sequence (see _Compaction)."""
     bidirectional = isinstance(layer, Bidirectional)
     directions = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
     for direction in directions:
@@ -133,26 +184,24 @@ def _recurrent(graph: _Graph, layer, x: str, mask):
         raise ValueError(f"{layer.name}: merge_mode={layer.merge_mode!r} gives several outputs; ONNX export needs "
                          "one of 'concat', 'sum', 'mul', 'ave'")
     lstm = directions[0]
+    if lstm.go_backwards and not bidirectional:
+        x = _reverse_time(graph, x)
+        mask = None if mask is None else _reverse_time(graph, mask)
+    compaction = None if mask is None else _Compaction(graph, mask)
     W, R, B, P = (np.stack(arrays) for arrays in zip(*map(_onnx_weights, directions)))  # one row per direction
     peepholes = any(d.peephole is not None for d in directions)
-    Y, Y_h = graph.op("LSTM", [graph.op("Transpose", [x], perm=[1, 0, 2]), graph.constant("W", W),
-                               graph.constant("R", R), graph.constant("B", B),
-                               "" if mask is None else _sequence_lengths(graph, mask), "", "",
+    Y, Y_h = graph.op("LSTM", [graph.op("Transpose", [x if compaction is None else compaction.compact(x)],
+                                        perm=[1, 0, 2]),
+                               graph.constant("W", W), graph.constant("R", R), graph.constant("B", B),
+                               "" if compaction is None else compaction.lengths, "", "",
                                graph.constant("P", P) if peepholes else ""],
-                      outputs=2, hidden_size=lstm.units,
-                      direction="bidirectional" if bidirectional else "reverse" if lstm.go_backwards else "forward")
+                      outputs=2, hidden_size=lstm.units, direction="bidirectional" if bidirectional else "forward")
     merge_mode = layer.merge_mode if bidirectional else "concat"  # one direction: concat just drops the axis
-    last_h = graph.op("Transpose", [Y_h], perm=[1, 0, 2])  # [B, directions, H]
     if not layer.return_sequences:
-        return _merge(graph, last_h, merge_mode, [0, -1])
-    y = _merge(graph, graph.op("Transpose", [Y], perm=[2, 0, 1, 3]), merge_mode, [0, 0, -1])  # [B, T, H'], time order
-    if bidirectional:  # its layers have zero_output_for_mask=True: ONNX's zeros past the length
-        return y
-    if lstm.go_backwards:  # ours lists the outputs in processing order: reversed time
-        return _reverse_time(graph, y)
-    if mask is not None and not lstm.zero_output_for_mask:  # padded steps output the carried h: the last valid one
-        return graph.op("Where", [graph.unsqueeze(mask, -1), y, last_h])
-    return y
+        return _merge(graph, graph.op("Transpose", [Y_h], perm=[1, 0, 2]), merge_mode, [0, -1])  # [B, dirs, H]
+    y = _merge(graph, graph.op("Transpose", [Y], perm=[2, 0, 1, 3]), merge_mode, [0, 0, -1])  # [B, T, H']
+    # a Bidirectional's layers have zero_output_for_mask=True
+    return y if compaction is None else compaction.expand(y, bidirectional or lstm.zero_output_for_mask)
 
 
 def _reverse_time(graph: _Graph, y: str) -> str:

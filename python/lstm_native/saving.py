@@ -18,7 +18,7 @@ and its header metadata (strings, JSON where noted):
     format, format_version  "lstm_native", "1"
     config                  JSON, ``Sequential.get_config()``                      model.save
     build_input_shape       JSON, the input shape the model was built for          model.save
-    compile                 JSON, the optimizer, loss and metrics configs          model.save of a compiled model
+    compile                 JSON, optimizer, loss, metrics, loss weight           model.save of a compiled model
     training_state          JSON, the epoch, generator and callback states         BackupAndRestore
 
 Saving writes a temporary file next to the target, flushes it to disk and renames it over the target: a
@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import reprlib
 import secrets
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -141,8 +142,13 @@ def _checked_json(path: str, what: str, make, rebuild, hint: str = "") -> str:
 
 def _compile_config(model) -> dict:
     return {"optimizer": optimizers.serialize(model.optimizer), "loss": _serialization.serialize(model.loss),
-            "metrics": [m if isinstance(m, str) else _serialization.serialize(metrics.get(m))
-                        for m in model._metric_identifiers]}
+            "metrics": _metric_configs(model._metric_identifiers),
+            "weighted_metrics": _metric_configs(model._weighted_metric_identifiers),
+            "loss_weights": None if model.loss_weights is None else model._loss_weight}
+
+
+def _metric_configs(identifiers) -> list:
+    return [m if isinstance(m, str) else _serialization.serialize(metrics.get(m)) for m in identifiers]
 
 
 def _rebuild_layers(config: dict) -> list:
@@ -372,12 +378,18 @@ def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, 
 
 
 def _compile_arguments(config) -> dict:
-    """model.compile's arguments from a saved compile config."""
-    if not (isinstance(config, dict) and set(config) == {"optimizer", "loss", "metrics"}
-            and isinstance(config["metrics"], list)):
-        raise ValueError("expected {'optimizer': ..., 'loss': ..., 'metrics': [...]}")
+    """model.compile's arguments from a saved compile config (files written before weighted_metrics and
+    loss_weights were saved lack them)."""
+    optional = {"weighted_metrics", "loss_weights"}
+    if not (isinstance(config, dict) and {"optimizer", "loss", "metrics"} <= set(config)
+            <= {"optimizer", "loss", "metrics"} | optional
+            and all(isinstance(config.get(key, []), list) for key in ("metrics", "weighted_metrics"))):
+        raise ValueError("expected {'optimizer': ..., 'loss': ..., 'metrics': [...], 'weighted_metrics': [...], "
+                         "'loss_weights': number or null}")
     return {"optimizer": optimizers.get(config["optimizer"]), "loss": losses.get(config["loss"]),
-            "metrics": [_metric(identifier) for identifier in config["metrics"]]}
+            "metrics": [_metric(identifier) for identifier in config["metrics"]],
+            "weighted_metrics": [_metric(identifier) for identifier in config.get("weighted_metrics", [])],
+            "loss_weights": config.get("loss_weights")}
 
 
 def _metric(identifier):

@@ -1,8 +1,10 @@
-"""Reproducibility: one seeded generator for everything random in the Python layer."""
+"""Reproducibility: one seeded generator for everything random in the Python layer; the checks of integer
+ids (labels, token ids)."""
 
 from __future__ import annotations
 
 import random
+from typing import Optional
 
 import numpy as np
 
@@ -47,3 +49,34 @@ def set_rng_state(state) -> None:
     numbers again; an invalid state raises ValueError and changes nothing."""
     global _generator
     _generator = generator_from_state(state)
+
+
+def integer_ids(values, what: str, upper: Optional[int] = None) -> np.ndarray:
+    """``values`` (class labels, token ids) as int64, checked first: a TypeError for a dtype that holds no
+    numbers (naming ``what`` and the dtype); a ValueError for floats that are not finite or not whole, and,
+    given ``upper``, for values outside [0, upper), listing the offending values as given (no wrapped casts)."""
+    values = np.asarray(values)
+    if not (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_) \
+            or np.issubdtype(values.dtype, np.complexfloating):
+        raise TypeError(f"{what}: expected integers, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.floating):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{what}: expected integers, got values that are not finite: "
+                             f"{_some(values[~np.isfinite(values)])}")
+        if np.any(np.mod(values, 1) != 0):
+            raise ValueError(f"{what}: expected integers, got fractions: {_some(values[np.mod(values, 1) != 0])}")
+    if upper is not None:
+        outside = (values < 0) | (values >= upper)
+        if np.any(outside):
+            raise ValueError(f"{what}: values outside [0, {upper}): {_some(values[outside])}")
+    beyond = (values > np.iinfo(np.int64).max) | (values < np.iinfo(np.int64).min)
+    if np.any(beyond):
+        raise ValueError(f"{what}: expected values within int64, got {_some(values[beyond])}")
+    return values.astype(np.int64)
+
+
+def _some(values, count: int = 8) -> str:
+    """Up to `count` distinct values, as Python numbers."""
+    distinct = np.unique(values)
+    text = ", ".join(str(v) for v in distinct[:count].tolist())
+    return f"[{text}{', ...' if len(distinct) > count else ''}]"

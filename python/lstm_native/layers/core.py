@@ -89,15 +89,13 @@ class Embedding(Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def compute_mask(self, inputs, mask=None):
-        return np.asarray(inputs) != 0 if self.mask_zero else None
+        return self._ids_of(inputs) != 0 if self.mask_zero else None
+
+    def _ids_of(self, x) -> np.ndarray:
+        return utils.integer_ids(x, f"{self.name}: ids", upper=self.input_dim)
 
     def forward(self, x, training=False, mask=None):
-        ids = np.asarray(x)
-        if not (np.issubdtype(ids.dtype, np.integer) or np.all(np.mod(ids, 1) == 0)):
-            raise TypeError(f"{self.name}: expected integer ids, got dtype {ids.dtype}")
-        ids = ids.astype(np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
-            raise ValueError(f"{self.name}: ids must lie in [0, {self.input_dim}), got {ids.min()}..{ids.max()}")
+        ids = self._ids_of(x)
         if training:  # inference writes no state: many threads may run it at once
             self._ids = ids
         return self.embeddings.value[ids]
