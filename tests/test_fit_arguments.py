@@ -75,7 +75,7 @@ def test_fit_refuses_a_bad_argument_before_any_step(name, value):
     (lambda x, y: (x[:4], y[:3]), "y: expected 4 samples"),
     (lambda x, y: (x[:4],), "validation_data: expected"),
     (lambda x, y: (x[:4], y[:4], np.ones(4), np.ones(4)), "validation_data: expected"),
-    (lambda x, y: (x[:4, :, :2], y[:4]), "2 features instead of 3"),
+    (lambda x, y: (x[:4, :, :2], y[:4]), "expected features 3 (the model's inputs have shape (None, 5, 3)), got 2"),
     (lambda x, y: (x[:4], y[:4], np.full(4, np.inf)), "sample_weight"),
     (lambda x, y: (x[:4], None), "y: validation_data needs targets"),
 ])
@@ -247,7 +247,7 @@ def test_inputs_with_other_timesteps_than_declared_warn_and_other_features_raise
     with pytest.warns(UserWarning, match=r"built for inputs of shape \(None, 5, 3\), but is called on inputs "
                                          r"of shape \(None, 7, 3\)"):
         m.predict(np.zeros((2, 7, F), np.float32))
-    with pytest.raises(ValueError, match="4 features instead of 3"):
+    with pytest.raises(ValueError, match="expected features 3"):
         m.predict(np.zeros((2, T, 4), np.float32))
     with pytest.raises(ValueError, match="expects inputs of shape"):
         m.predict(np.zeros((2, T), np.float32))
