@@ -111,3 +111,23 @@ def test_cpp_predict_rejects_a_wrong_input_shape(predict_example, tmp_path):
     done = subprocess.run([predict_example, tmp_path / "model.safetensors", tmp_path / "x.f32", "2", str(T), str(F + 1)],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "x: expected shape [-1, 7, 4]" in done.stderr, done.stderr
+
+
+def test_cpp_loader_refuses_what_is_not_a_regular_file(predict_example, tmp_path):
+    """A FIFO (which would block the open), a directory, a socket and a device: an error naming the path."""
+    import os
+    import socket
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "directory").mkdir()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "socket"))
+    np.zeros((1, T, F), np.float32).tofile(tmp_path / "x.f32")
+    kinds = {"fifo": "a FIFO", "directory": "a directory", "socket": "a socket", "/dev/null": "a character device"}
+    with listener:
+        for name, kind in kinds.items():
+            path = tmp_path / name
+            done = subprocess.run([predict_example, path, tmp_path / "x.f32", "1", str(T), str(F)], capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 1, done.stderr
+            assert f"{path}: " in done.stderr and f"is {kind}, not a regular file" in done.stderr, done.stderr

@@ -43,15 +43,15 @@ model.compile(loss="mse", optimizer="adam")
 
 if mode == "kill-at-rename":  # SIGKILL between the temporary file's write and its rename, at the 2nd save
     saves = [0]
-    fsync = saving._fsync
-    def dying_fsync(path):
-        fsync(path)
-        if path.endswith(".tmp"):
+    replace = os.replace
+    def dying_replace(source, target):
+        if source.endswith(".tmp"):  # the temporary, written and flushed
             saves[0] += 1
             if saves[0] == 2:
                 print("DYING", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
-    saving._fsync = dying_fsync
+        replace(source, target)
+    os.replace = dying_replace
 
 class Marker(callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -189,7 +189,7 @@ def test_a_failed_rename_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("injected fault between write and rename")
 
-    monkeypatch.setattr(saving.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="injected fault"):
         saving.save_checkpoint(model, path, {"epoch": 2})
     monkeypatch.undo()
@@ -201,7 +201,7 @@ def test_a_failed_rename_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     model_path = tmp_path / "model.safetensors"
     model.save(model_path)
     saved = model_path.read_bytes()
-    monkeypatch.setattr(saving.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError):
         model.save(model_path)
     monkeypatch.undo()

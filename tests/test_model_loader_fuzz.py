@@ -214,3 +214,39 @@ def test_both_loaders_accept_the_same_files(fuzz_driver, corpus):
             disagreements.append(f"{case}: Python took none of the inputs, C++ {cpp_result[:200]}")
     print(f"{len(python)} files: {sum(r is not None for r in python.values())} loaded by both loaders")
     assert not disagreements, f"{len(disagreements)} of {len(python)} files:\n" + "\n".join(disagreements[:60])
+
+
+@pytest.fixture
+def special_files(tmp_path):
+    """A directory of things that are not regular files: a FIFO (opening it for reading would block), a
+    socket, a directory and a symlink to the FIFO."""
+    import socket
+
+    directory = tmp_path / "special"
+    directory.mkdir()
+    os.mkfifo(directory / "fifo")
+    (directory / "directory").mkdir()
+    (directory / "link-to-fifo").symlink_to("fifo")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(directory / "socket"))
+        yield directory
+
+
+@needs_loader
+def test_cpp_loader_refuses_special_files(fuzz_driver, special_files):
+    paths = [special_files / name for name in ("fifo", "link-to-fifo", "socket")] + [Path("/dev/null")]
+    done = subprocess.run([fuzz_driver, *paths], capture_output=True, text=True, timeout=120,
+                          preexec_fn=limit_resources)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = dict(line.split("\t", 1) for line in done.stdout.splitlines())
+    assert set(results) == set(map(str, paths))
+    for path, result in results.items():
+        assert result.startswith(f"ERROR {path}: is a ") and result.endswith(", not a regular file"), result
+
+
+def test_python_loader_refuses_special_files(special_files):
+    done = subprocess.run([sys.executable, "-c", PYTHON_LOADER, special_files], capture_output=True, text=True,
+                          timeout=120, preexec_fn=limit_resources)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == dict.fromkeys(["directory", "fifo", "link-to-fifo", "socket"],
+                                                                    "error")

@@ -1,12 +1,16 @@
 #include "safetensors_file.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <utility>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lstm_native/model.hpp"
 
@@ -34,14 +38,54 @@ float to_float(double value) {
   throw ModelFileError(path + ": " + problem);
 }
 
+// What a file that is not a regular file is, for messages.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+void require_regular(const std::string& path, mode_t mode) {
+  if (!S_ISREG(mode)) fail(path, std::string("is ") + file_kind(mode) + ", not a regular file");
+}
+
+// Closes a descriptor when it goes out of scope.
+struct Descriptor {
+  int fd;
+  ~Descriptor() { ::close(fd); }
+};
+
+// The whole file, read through one descriptor: opened without blocking (a FIFO would wait for a writer) and
+// checked to be a regular file by fstat on that descriptor (no window between a check and the open). Read, not
+// memory-mapped: a file truncated or rewritten meanwhile is an error, not a SIGBUS.
 std::vector<char> read_all(const std::string& path) {
-  std::ifstream file(path, std::ios::binary | std::ios::ate);
-  if (!file) fail(path, "cannot open the file");
-  const std::streamoff size = file.tellg();
-  if (size < 0) fail(path, "cannot read the file's size");
-  std::vector<char> bytes(static_cast<std::size_t>(size));
-  file.seekg(0);
-  if (size > 0 && !file.read(bytes.data(), size)) fail(path, "cannot read the file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    const std::string reason = std::strerror(errno);
+    struct stat status {};
+    if (::stat(path.c_str(), &status) == 0) require_regular(path, status.st_mode);  // a socket cannot be opened
+    fail(path, "cannot open the file (" + reason + ")");
+  }
+  const Descriptor descriptor{fd};
+  struct stat before {};
+  if (::fstat(fd, &before) != 0) fail(path, std::string("cannot read the file's status (") + std::strerror(errno) + ")");
+  require_regular(path, before.st_mode);
+  std::vector<char> bytes(static_cast<std::size_t>(before.st_size));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) fail(path, std::string("cannot read the file (") + std::strerror(errno) + ")");
+    if (got == 0) fail(path, "the file became shorter while it was read (written by another process?)");
+    done += static_cast<std::size_t>(got);
+  }
+  struct stat after {};
+  if (::fstat(fd, &after) != 0 || after.st_size != before.st_size || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+      after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
+    fail(path, "the file changed while it was read (written by another process?)");
   return bytes;
 }
 

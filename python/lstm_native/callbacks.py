@@ -881,9 +881,9 @@ class ModelCheckpoint(_MonitorCallback):
     (``model.save_weights``) at every epoch's end, or every ``save_freq`` training batches.
 
     ``filepath`` may hold ``str.format`` fields: ``{epoch}`` (1-based), ``{batch}`` (1-based, in batch-level
-    saves) and any key of the logs, e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}.safetensors"``; it must end in
-    ``.safetensors`` (lstm_native's format, where Keras 3 asks for ``.keras`` or ``.weights.h5``). Missing
-    directories are created. ``save_best_only``: save only when ``monitor`` improves on the best value so far
+    saves) and any key of the logs, e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}.safetensors"``; the files are
+    safetensors files (lstm_native's format), so a name with another format's extension (``.keras``, ``.h5``,
+    where Keras 3 asks for those) is refused, as ``model.save`` refuses it. Missing directories are created. ``save_best_only``: save only when ``monitor`` improves on the best value so far
     (which starts at ``initial_value_threshold``), in the direction ``mode`` gives ("auto": from the name, as
     :class:`EarlyStopping`); without a value for ``monitor`` in the logs, warn and save anyway (Keras).
     """
@@ -891,11 +891,8 @@ class ModelCheckpoint(_MonitorCallback):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode, baseline=initial_value_threshold, baseline_name="initial_value_threshold")
-        self.filepath = os.fspath(filepath)
-        if not self.filepath.endswith(".safetensors"):
-            raise ValueError("The filepath provided must end in `.safetensors` (lstm_native's model and weights "
-                             "format; Keras 3 asks for `.keras` or `.weights.h5` here). Received: "
-                             f"filepath={self.filepath}")
+        saving.check_file_name(filepath)
+        self.filepath = os.fsdecode(os.fspath(filepath))
         self.verbose = _arguments.integer("verbose", verbose, at_least=0)
         self.save_best_only = _arguments.boolean("save_best_only", save_best_only)
         self.save_weights_only = _arguments.boolean("save_weights_only", save_weights_only)

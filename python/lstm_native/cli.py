@@ -3,18 +3,23 @@
     lstm-native info MODEL.safetensors
     lstm-native predict MODEL.safetensors INPUT.npy [-o OUTPUT.npy] [--batch-size N]
 
-``predict`` writes the .npy to standard output without ``-o``. Errors (a bad file, a bad input) print one
-line to standard error and exit with status 1.
+``predict`` writes the .npy to standard output without ``-o``; a file given by ``-o`` is written as the
+model files are (atomically: lstm_native._files), and must not be one of the inputs. Inputs are regular files,
+read whole; an input .npy holds numbers (bool, integers or floats: never objects, which would need pickle, nor
+complex values). Errors (a bad file, a bad input) print one line to standard error and exit with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import math
+import os
 import sys
 
 import numpy as np
 
-from . import saving
+from . import _files, saving
 from .models import load_model
 
 
@@ -32,16 +37,53 @@ def _info(args) -> None:
 
 
 def _predict(args) -> None:
+    if args.output is not None:
+        _files.check_suffix(args.output, ".npy", "lstm-native predict writes a NumPy .npy array")
+        _refuse_overwriting(args.output, (args.model, args.input))
     model = load_model(args.model, compile=False)
-    x = np.load(args.input, allow_pickle=False)
-    if not isinstance(x, np.ndarray):
-        raise ValueError(f"{args.input}: expected one array (.npy), got an archive of several (.npz)")
-    y = model.predict(x, batch_size=args.batch_size)
+    y = model.predict(_read_npy(args.input), batch_size=args.batch_size)
     if args.output is None:
         np.save(sys.stdout.buffer, y)
     else:
-        with open(args.output, "wb") as f:  # np.save would append .npy to a name without it
-            np.save(f, y)
+        _files.replace_file(args.output, lambda file: np.save(file, y))
+
+
+def _refuse_overwriting(output: str, inputs) -> None:
+    """Refuses an output that is one of the inputs (the same name, a symlink to it or a hard link)."""
+    try:
+        written = os.stat(output)
+    except OSError:  # not there yet: no input can be it
+        return
+    for name in inputs:
+        try:
+            if os.path.samestat(written, os.stat(name)):
+                raise ValueError(f"{output}: the output is the input {name}; choose another output file")
+        except FileNotFoundError:
+            continue
+
+
+def _read_npy(path: str) -> np.ndarray:
+    """The array of a .npy file, its header checked against the file's size before anything is allocated."""
+    data = _files.read_regular_file(path)
+    if data.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{path}: expected one array (.npy), got an archive of several (.npz)")
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
+    except ValueError as error:
+        raise ValueError(f"{path}: not a .npy file ({error})") from None
+    if dtype.kind not in "biuf":
+        kind = {"c": "complex numbers (the model takes real ones)",
+                "O": "Python objects, which only pickle could read (allow_pickle is never on here)"}.get(dtype.kind, f"values of dtype {dtype}")
+        raise ValueError(f"{path}: the array holds {kind}; expected bool, integers or floats")
+    size = math.prod(shape) * dtype.itemsize
+    if size != len(data) - stream.tell():
+        raise ValueError(f"{path}: its header declares shape {shape} of {dtype} ({size} bytes), but the file holds "
+                         f"{len(data) - stream.tell()} bytes of data")
+    values = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=stream.tell()) if size else np.empty(0, dtype)
+    return values.reshape(shape, order="F" if fortran_order else "C")
 
 
 def _positive_int(text: str) -> int:
@@ -72,6 +114,9 @@ def main(argv=None) -> int:
         args.run(args)
     except (OSError, ValueError, TypeError) as error:
         print(f"lstm-native {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"lstm-native {args.command}: error: out of memory", file=sys.stderr)
         return 1
     return 0
 

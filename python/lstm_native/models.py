@@ -569,7 +569,9 @@ class Sequential(WeightContainer):
 
     def save(self, filepath, include_optimizer: bool = True) -> None:
         """Saves the model to one safetensors file (see lstm_native.saving): config, weights and, if
-        ``include_optimizer`` and compiled, the compile arguments and the optimizer's state."""
+        ``include_optimizer`` and compiled, the compile arguments and the optimizer's state. The write is
+        atomic; a symlink is written through (the file it points to is replaced); a name with another format's
+        extension (.keras, .h5, ...) and a target that is not a regular file raise ValueError."""
         saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath) -> None:

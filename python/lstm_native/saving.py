@@ -22,7 +22,9 @@ and its header metadata (strings, JSON where noted):
     training_state          JSON, the epoch, generator and callback states         BackupAndRestore
 
 Saving writes a temporary file next to the target, flushes it to disk and renames it over the target: a
-crash leaves the old file or the new one, never a mix. Loading checks the format and version, the JSON (the
+crash leaves the old file or the new one, never a mix (lstm_native._files: permissions, symlinks, special
+files, stale temporaries). A name with another format's extension (.keras, .h5, ...) is refused. Loading reads
+the whole file (a regular file only; not memory-mapped) and checks the format and version, the JSON (the
 layers, losses, metrics and optimizers it describes are rebuilt from the library's own classes only), and
 every tensor's name, dtype, shape and finiteness before it changes a model; a bad file raises ValueError
 naming the file. What a file may hold (keys, values, limits) is lstm_native.file_rules, which the C++ loader
@@ -33,25 +35,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import reprlib
-import secrets
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
-import safetensors.numpy
-from safetensors import SafetensorError, safe_open
+import safetensors
+from safetensors import SafetensorError
 
-from . import _serialization, file_rules, layers, losses, metrics, models, optimizers
+from . import _files, _serialization, file_rules, layers, losses, metrics, models, optimizers
 from .layers.base import zero_initialized
 from .variables import Variable
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "save_weights", "load_weights",
-           "save_checkpoint", "read_checkpoint", "named_parts"]
+           "save_checkpoint", "read_checkpoint", "named_parts", "check_file_name"]
 
 FORMAT = "lstm_native"
 FORMAT_VERSION = "1"
 _DTYPE_CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
+_DTYPES = {code: dtype.newbyteorder("<") for dtype, code in _DTYPE_CODES.items()}  # safetensors: little-endian
 # What a malformed config makes the constructors raise.
 _CONFIG_ERRORS = (TypeError, ValueError, KeyError, OverflowError, MemoryError)
 
@@ -61,7 +62,7 @@ _CONFIG_ERRORS = (TypeError, ValueError, KeyError, OverflowError, MemoryError)
 def save_model(model, filepath, include_optimizer: bool = True) -> None:
     """Writes ``model`` (built) to ``filepath``: config, weights and, when ``include_optimizer`` and the
     model is compiled, the compile arguments and the optimizer's state (so that training resumes)."""
-    path = os.fspath(filepath)
+    path = _files.user_path(filepath)
     _require_built(model, "save")
     with_optimizer = include_optimizer and model.compiled
     metadata = {"config": _checked_json(path, "the model", model.get_config, _rebuild_layers),
@@ -75,7 +76,7 @@ def save_model(model, filepath, include_optimizer: bool = True) -> None:
 def save_weights(model, filepath) -> None:
     """Writes the weights of ``model`` only (no config, no optimizer state), for :func:`load_weights`."""
     _require_built(model, "save the weights of")
-    _write_atomically(os.fspath(filepath), _tensors(model, with_optimizer=False), _header({}))
+    _write_atomically(filepath, _tensors(model, with_optimizer=False), _header({}))
 
 
 def save_checkpoint(model, filepath, training_state: dict) -> None:
@@ -85,7 +86,7 @@ def save_checkpoint(model, filepath, training_state: dict) -> None:
     _require_built(model, "save a checkpoint of")
     tensors = _tensors(model, with_optimizer=model.compiled)
     header = _header({"training_state": json.dumps(_state_without_arrays(training_state, tensors))})
-    _write_atomically(os.fspath(filepath), tensors, header)
+    _write_atomically(filepath, tensors, header)
 
 
 _STATE_TENSOR = "__tensor__"  # {"__tensor__": name} in a training state stands for the tensor of that name
@@ -197,29 +198,37 @@ def _optimizer_tensors(optimizer, weights: Dict[str, Variable]) -> Dict[str, np.
     return tensors
 
 
-def _fsync(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def check_file_name(filepath) -> None:
+    """Refuses a name whose extension means another format (``m.keras``, ``m.h5``, ...): what every save
+    entry point (save, save_weights, the checkpoint callbacks) writes is a safetensors file."""
+    path = _files.user_path(filepath)
+    _files.check_suffix(path, ".safetensors",
+                        f"{FORMAT} writes models in the safetensors format: name the file *.safetensors. A Keras "
+                        "file comes from lstm_native.interop.to_keras(model), saved by Keras (.save('m.keras')); "
+                        "an ONNX file from lstm_native.onnx_export.export(model, 'm.onnx')")
 
 
-def _write_atomically(path: str, tensors: Dict[str, np.ndarray], header: Dict[str, str]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    try:
-        safetensors.numpy.save_file({name: np.require(value, requirements="C") for name, value in tensors.items()},
-                                    temporary, metadata=header)
-        _fsync(temporary)
-        os.replace(temporary, path)
-    except SafetensorError as error:
-        raise OSError(f"{path}: cannot write the file ({error})") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-    if os.name == "posix":  # makes the rename itself durable
-        _fsync(directory)
+def _write_atomically(filepath, tensors: Dict[str, np.ndarray], header: Dict[str, str]) -> None:
+    check_file_name(filepath)
+    _files.replace_file(filepath, lambda file: _write_safetensors(file, tensors, header))
+
+
+def _write_safetensors(file, tensors: Dict[str, np.ndarray], metadata: Dict[str, str]) -> None:
+    """The safetensors format (https://huggingface.co/docs/safetensors): the header's size (8 bytes, little
+    endian), the JSON header (each tensor's dtype, shape and byte range, and "__metadata__") padded with spaces
+    to a multiple of 8 bytes, then the tensors' bytes. Written tensor by tensor, without a copy of the model
+    (safetensors' own writer would rename its own temporary file over the one being written)."""
+    arrays = {name: np.require(value, np.asarray(value).dtype.newbyteorder("<"), "C") for name, value in tensors.items()}
+    header, offset = {"__metadata__": metadata}, 0
+    for name, array in arrays.items():
+        header[name] = {"dtype": _DTYPE_CODES[array.dtype.newbyteorder("=")], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    file.write(len(text).to_bytes(8, "little") + text)
+    for array in arrays.values():
+        file.write(memoryview(array.reshape(-1)).cast("B"))
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -227,11 +236,11 @@ def _write_atomically(path: str, tensors: Dict[str, np.ndarray], header: Dict[st
 class _File:
     """An open file of this format (format and version checked); its errors name the file."""
 
-    def __init__(self, path: str, handle):
+    def __init__(self, path: str, tensors: Dict[str, dict], metadata: Dict[str, str]):
         self.path = path
-        self._handle = handle
-        self.names = set(handle.keys())
-        self.metadata = handle.metadata() or {}
+        self._tensors = tensors  # name -> safetensors.deserialize's {"dtype", "shape", "data"}
+        self.names = set(tensors)
+        self.metadata = metadata
         found = self.metadata.get("format"), self.metadata.get("format_version")
         if found[0] != FORMAT:
             raise self.error(f"not an {FORMAT} file (its header's format is {found[0]!r})")
@@ -265,8 +274,8 @@ class _File:
             raise self.error(f"header entry {key!r} is not valid JSON ({type(error).__name__}: {error})") from None
 
     def check_tensor(self, name: str, shape: tuple, dtype, what: str) -> None:
-        tensor = self._handle.get_slice(name)
-        found_shape, found_code = tuple(tensor.get_shape()), tensor.get_dtype()
+        tensor = self._tensors[name]
+        found_shape, found_code = tuple(tensor["shape"]), tensor["dtype"]
         expected_code = _DTYPE_CODES[np.dtype(dtype)]
         if found_code != expected_code:
             raise self.error(f"tensor {name} ({what}) has dtype {found_code}, expected {expected_code} "
@@ -275,7 +284,9 @@ class _File:
             raise self.error(f"tensor {name} ({what}) has shape {found_shape}, expected {tuple(shape)}")
 
     def tensor(self, name: str) -> np.ndarray:
-        return self._handle.get_tensor(name)
+        """The tensor (of a dtype that check_tensor has checked)."""
+        tensor = self._tensors[name]
+        return np.frombuffer(tensor["data"], dtype=_DTYPES[tensor["dtype"]]).reshape(tensor["shape"])
 
     def finite_tensor(self, name: str, what: str, allow_nonfinite: bool = False) -> np.ndarray:
         """The tensor, which must hold finite float32 values (the C++ loader's float32 too) unless
@@ -302,13 +313,15 @@ def _finite_float(text: str) -> float:
 
 @contextlib.contextmanager
 def _open(filepath):
-    path = os.fspath(filepath)
+    """The file, read whole (see lstm_native._files.read_regular_file: a regular file only, never mapped)."""
+    path = _files.user_path(filepath)
+    data = _files.read_regular_file(path)
     try:
-        handle = safe_open(path, framework="numpy")
+        tensors = dict(safetensors.deserialize(data))
     except SafetensorError as error:
         raise ValueError(f"{path}: not a valid safetensors file ({error})") from None
-    with handle:
-        yield _File(path, handle)
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])  # valid: deserialize has checked it
+    yield _File(path, tensors, header.get("__metadata__") or {})
 
 
 class _Restore(NamedTuple):

@@ -9,7 +9,8 @@
 // Layers: InputLayer, LSTM (every peephole variant, proj_size, return_sequences, go_backwards, masks, zoneout as its
 // inference expectation), Bidirectional (concat, sum, mul, ave), Dense (its activations), Embedding
 // (mask_zero), Masking, Dropout (identity at inference). Computation is float32; float64 weights are
-// rounded to float32. Loading validates the file (format, version, JSON, every tensor's name, dtype,
+// rounded to float32. Loading reads only a regular file (a FIFO, directory, socket or device throws
+// ModelFileError, without blocking) and validates it (format, version, JSON, every tensor's name, dtype,
 // shape, extent and finiteness, and the config by the rules of python/lstm_native/file_rules.py, the same
 // the Python loader applies) and throws lstm_native::ModelFileError naming the file and the problem; predict
 // throws std::invalid_argument for an input of the wrong shape. Token ids are float32 values: vocabularies
