@@ -7,7 +7,7 @@ process, float32.
 
 Ours is timed device-resident (lstm_native._core.cuda_forward(repeats=N): the data uploaded once, each call
 synchronized); PyTorch likewise with torch.cuda.synchronize(). Medians of --repeats runs after a warm-up. FLOPs
-of a training step: 3 * 2*T*B*(I+H)*4H (DESIGN.md §6); inference: a third of that.
+of a training step: 3 * 2*T*B*(I+H)*4H (docs/DESIGN.md §6); inference: a third of that.
 
 Exits with a clear message (status 2) when there is no CUDA build, no GPU, or no CUDA-enabled PyTorch.
 """

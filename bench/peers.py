@@ -2,7 +2,7 @@
 """lstm_native against its peers (float32): one LSTM layer, the same shapes and thread counts, in one run.
 
 Implementations (--impls), each computing either the plain LSTM (peephole None) or the diagonal-peephole cell
-of DESIGN.md section 1 (Gers: i and f peek at c_{t-1}, o at c_t):
+of docs/DESIGN.md §1 (Gers: i and f peek at c_{t-1}, o at c_t):
     ours         lstm_native.ops lstm_forward / lstm_backward, peephole None and "diagonal"
     torch        torch.nn.LSTM(batch_first=True) (oneDNN's RNN on CPU)                               plain
     torch-jit    a torch.jit.script loop: x @ W for all steps at once, then h @ U + peepholes per step  diagonal

@@ -3,7 +3,7 @@
 
 For each config, peephole variant and mode it prints sequences/s and GFLOP/s, median and min-max over the
 repeats that follow a warm-up, and the median as a percentage of the sgemm ceiling measured in the same run
-(DESIGN.md section 6). FLOPs count the matmuls of DESIGN.md section 6 only: inference 2*T*B*(I+H)*4H, a
+(docs/DESIGN.md §6). FLOPs count the matmuls of docs/DESIGN.md §6 only: inference 2*T*B*(I+H)*4H, a
 training step (forward with training=True, then backward with dy) 3 times that. The same count is used for
 every peephole variant, so "full" (whose c @ p matmuls are not counted) reads lower than the work it does.
 

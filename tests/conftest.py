@@ -16,5 +16,5 @@ def rng(request):
 
 @pytest.fixture(params=VARIANTS, ids=lambda variant: f"{variant[0]}-{variant[1]}")
 def variant(request):
-    """(peephole, output_peephole_source): the six cell variants of DESIGN.md section 1."""
+    """(peephole, output_peephole_source): the six cell variants of docs/DESIGN.md §1."""
     return request.param

@@ -1,4 +1,4 @@
-"""The float64 numpy oracle of DESIGN.md section 1, written from the equations alone, plus shared test helpers.
+"""The float64 numpy oracle of docs/DESIGN.md §1, written from the equations alone, plus shared test helpers.
 
     z_t = x_t W + h_{t-1} U + b                     gate blocks [i, f, g, o]
     i_t = sigmoid(z_i + peep_i(c_{t-1}))

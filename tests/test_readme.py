@@ -94,3 +94,23 @@ def test_the_readme_names_only_files_and_extras_that_exist():
     assert not re.search(r"lstm_native\[", text)
     named = set(re.findall(r'"\.\[(\w+)\]"', text))
     assert named and named <= set(extras), named - set(extras)
+
+
+def test_design_citations_name_docs_design_and_a_section_it_has():
+    """Issue 17 item 3: code cited sections of a design document outside the repository. Every mention of
+    the design document in the project's files must be docs/DESIGN.md, with sections that exist there."""
+    sections = set(re.findall(r"^## (\d+)\. ", (REPO / "docs/DESIGN.md").read_text(encoding="utf-8"), re.M))
+    assert sections, "docs/DESIGN.md has no numbered sections"
+    files = [REPO / name for name in ("README.md", "CMakeLists.txt", "pyproject.toml")]
+    files += [path for folder in ("bench", "cmake", "cpp", "docs", "examples", "python", "tests")
+              for path in sorted((REPO / folder).rglob("*")) if path.suffix in
+              {".py", ".pyi", ".hpp", ".cpp", ".cu", ".cuh", ".in", ".inc", ".md", ".txt", ".cmake", ".sh"}]
+    problems = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = lambda offset: f"{path.relative_to(REPO)}:{text.count(chr(10), 0, offset) + 1}"  # noqa: E731
+        problems += [f"{where(m.start())}: not docs/DESIGN.md" for m in re.finditer(r"(?<!docs/)DESIGN\.md", text)]
+        for m in re.finditer(r"DESIGN\.md((?:\s*(?:,|and)?\s*(?:§|sections?\s+)\d+)+)", text):
+            problems += [f"{where(m.start())}: no §{n} in docs/DESIGN.md"
+                         for n in re.findall(r"\d+", m.group(1)) if n not in sections]
+    assert not problems, problems

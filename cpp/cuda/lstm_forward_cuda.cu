@@ -1,4 +1,4 @@
-// Forward pass on the GPU (DESIGN.md §2), the CPU's algorithm (cpp/src/lstm_forward_cpu.cpp): one cuBLAS
+// Forward pass on the GPU (docs/DESIGN.md §3, §8), the CPU's algorithm (cpp/src/lstm_forward_cpu.cpp): one cuBLAS
 // GEMM x W over all steps (+ b), then per step one GEMM h_{t-1} U (plus c P_k for Peephole::Full) and one
 // fused elementwise kernel (peepholes, activations, state update, zoneout, masks, y).
 // With a projection (P >= 1) the kernel writes m_t = o ⊙ tanh(c_t), then one GEMM h_t = m_t W_hr and a small
@@ -30,7 +30,7 @@ struct StepArgs {
   ZoneoutArgs zoneout;
 };
 
-// The fused elementwise work of step t for element (b, j) (DESIGN.md §1; pointwise_cpu.hpp's cell_forward_row
+// The fused elementwise work of step t for element (b, j) (docs/DESIGN.md §1; pointwise_cpu.hpp's cell_forward_row
 // then output_forward_row). kPart 0: both halves; 1: the cell half (c̃_t into c_cur), 2: the output half,
 // for Peephole::Full with the output gate on c_t, whose c_t P_o GEMM runs between them.
 template <class T, bool kDiagonal, bool kCurrent, bool kZoneout, int kPart>

@@ -5,7 +5,7 @@
 // blocks); the blocks meet once per step at a grid barrier, after which every block reads the new h_t of
 // all units from global memory (L2).
 //
-// Step t in block k (units j0 .. j0+u-1), DESIGN.md §1:
+// Step t in block k (units j0 .. j0+u-1), docs/DESIGN.md §1:
 //   z[b, q·u + jj] = (x W + b)[b, t, q·H + j0 + jj] + Σ_k h_{t-1}[b, k] U[k, q·H + j0 + jj]     q = i, f, g, o
 //   then the cell update of (b, j) by one thread, which keeps c[b, j] in a register across steps.
 // The matrix-vector product gives each of the C = 4u columns a group of 256 / C lanes of one warp, which

@@ -1,4 +1,4 @@
-// Backward pass on the CPU (DESIGN.md §2): the steps in reverse, each one fused elementwise pass (two
+// Backward pass on the CPU (docs/DESIGN.md §3): the steps in reverse, each one fused elementwise pass (two
 // around a GEMM for full peepholes) plus one GEMM dz_t Uᵀ for ∂L/∂h_{t-1} (and with a projection one GEMM
 // dh_t W_hrᵀ for ∂L/∂m_t); then dW, dU, db, the peephole and projection gradients and dx as large
 // reductions over all steps at once.

@@ -1,4 +1,4 @@
-// Forward pass on the CPU (DESIGN.md §2): one GEMM x W over all steps (inference: per chunk of steps), then
+// Forward pass on the CPU (docs/DESIGN.md §3): one GEMM x W over all steps (inference: per chunk of steps), then
 // per step one GEMM h_{t-1} U (plus the peephole GEMMs c P_k for Peephole::Full), one fused elementwise pass
 // over the batch rows, and with a projection one GEMM h_t = m_t W_hr.
 #include <algorithm>

@@ -1,4 +1,4 @@
-// The fused elementwise work of one time step for one batch row, forward and backward (DESIGN.md §1).
+// The fused elementwise work of one time step for one batch row, forward and backward (docs/DESIGN.md §1).
 // Each function handles one row of H units; the callers loop over the batch rows in parallel.
 //
 // A gate row holds 4H values in blocks [i, f, g, o]. Forward turns the pre-activations z into the

@@ -9,7 +9,7 @@ Shapes (B batch, T steps, I input size, H hidden size), all batch-first:
 With a projection (LSTMP, PyTorch's ``proj_size``), ``W_hr`` (H, P) maps the cell's output to the state,
 h_t = (o_t * tanh(c_t)) @ W_hr: then U is (P, 4H), and h0, y and the final h have P columns instead of H.
 
-The cell is DESIGN.md section 1; ``lstm_native.lstm_native.hpp`` states it in full. Computation is float32
+The cell is docs/DESIGN.md §1; ``lstm_native.lstm_native.hpp`` states it in full. Computation is float32
 or float64, taken from ``W``: every other float array must have the same dtype (``TypeError`` otherwise).
 Inputs that are not C-contiguous, aligned and in the machine's byte order (also read-only ones, which the
 core only reads) are copied here as needed; the native module itself accepts only C-contiguous, aligned arrays

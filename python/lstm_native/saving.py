@@ -1,4 +1,4 @@
-"""Models in files: one safetensors file per model (DESIGN.md section 5).
+"""Models in files: one safetensors file per model (docs/DESIGN.md §5).
 
 The tensors of a file:
 

@@ -1,4 +1,4 @@
-// The cell's configuration and parameters (equations in lstm_native.hpp and DESIGN.md §1).
+// The cell's configuration and parameters (equations in lstm_native.hpp and docs/DESIGN.md §1).
 #pragma once
 
 #include <cstdint>

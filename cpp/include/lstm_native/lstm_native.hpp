@@ -5,7 +5,7 @@
 //   I  input size          H  hidden size (units)
 //   Tensors are dense and C-contiguous (row-major); shapes are written [dim0, dim1, ...].
 //
-// The cell (DESIGN.md §1), per time step t and batch row:
+// The cell (docs/DESIGN.md §1), per time step t and batch row:
 //   z_t = x_t W + h_{t-1} U + b            W [I,4H], U [H,4H], b [4H]; gate blocks [i, f, g, o]
 //   i_t = σ(z_i + peep_i(c_{t-1}))
 //   f_t = σ(z_f + peep_f(c_{t-1}))

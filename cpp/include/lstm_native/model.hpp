@@ -1,5 +1,5 @@
 // Inference with a model saved from Python (model.save(path)): one safetensors file holding the weights and,
-// in its header, the Sequential config (DESIGN.md §5). Built when CMake finds nlohmann_json
+// in its header, the Sequential config (docs/DESIGN.md §5). Built when CMake finds nlohmann_json
 // (LSTM_NATIVE_WITH_MODEL_IO in config.hpp).
 //
 //   auto model = lstm_native::Model::load("model.safetensors");

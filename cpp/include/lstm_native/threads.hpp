@@ -1,5 +1,6 @@
-// Threading. The library uses OpenMP (when built with it) for its elementwise passes and Eigen's own
-// OpenMP-parallel GEMMs; both follow this setting, which also follows OMP_NUM_THREADS at start-up.
+// Threading. The library runs its GEMMs and elementwise passes on OpenMP threads (when built with it), in
+// chunks that it cuts itself (Eigen runs single-threaded); the count is this setting, OpenMP's default
+// (OMP_NUM_THREADS, or the cores) until it is set. Results do not depend on it (docs/DESIGN.md §4).
 // Cancellation: a CancellationScope lets a caller stop a long call from outside (Ctrl-C, a deadline).
 #pragma once
 
