@@ -234,3 +234,18 @@ def test_lstm_regularization_arguments_train_reproducibly():
 def test_lstm_rejects_bad_rates(argument):
     with pytest.raises(ValueError, match=argument):
         layers.LSTM(4, **{argument: 1.0})
+
+
+@pytest.mark.parametrize("built_first", [True, False])
+def test_a_layer_with_two_outputs_is_refused_when_added_and_not_kept(built_first):
+    """Issue 16: Bidirectional(merge_mode=None) (two outputs) built and saved inside Sequential, then predict
+    raised AttributeError. It is refused when added (or, without a declared input shape, at the build), and a
+    refused layer is not left in the model."""
+    model = Sequential([layers.Input(shape=(4, 3))] if built_first else [])
+    model.add(layers.LSTM(2, return_sequences=True))
+    with pytest.raises(ValueError, match="merge_mode=None"):
+        model.add(layers.Bidirectional(layers.LSTM(3), merge_mode=None))
+        model.predict(np.zeros((1, 4, 3), np.float32))
+    assert len(model.layers) == 1 + (not built_first)
+    if built_first:
+        assert model.predict(np.zeros((1, 4, 3), np.float32)).shape == (1, 4, 2)

@@ -96,11 +96,18 @@ class Sequential(WeightContainer):
         if self.device is not None:
             for lstm in recurrent_layers(layer):
                 lstm.device = self.device
-        shape = self._declared_input_shape()
-        if shape is not None and not self.built:
-            self.build(shape)
-        elif self.built and layer is not self._input_layer:  # only the new layer: adding stays linear
-            self._build_next(layer)
+        try:
+            shape = self._declared_input_shape()
+            if shape is not None and not self.built:
+                self.build(shape)
+            elif self.built and layer is not self._input_layer:  # only the new layer: adding stays linear
+                self._build_next(layer)
+        except Exception:  # a layer that cannot follow the others is not added
+            if layer is self._input_layer:
+                self._input_layer = None
+            else:
+                self._layers.pop()
+            raise
 
     @property
     def layers(self) -> List[Layer]:
@@ -127,8 +134,8 @@ class Sequential(WeightContainer):
             layer.build(shape)
         shape = layer.compute_output_shape(shape)
         if isinstance(shape, list):
-            raise ValueError(f"{layer.name}: a layer with several outputs (return_state=True) cannot be "
-                             "used in a Sequential model")
+            raise ValueError(f"{layer.name}: a layer with several outputs (return_state=True, or Bidirectional "
+                             "with merge_mode=None) cannot be used in a Sequential model")
         self._output_shapes.append(shape)
 
     @property

@@ -71,7 +71,11 @@ class Bidirectional(Layer):
         return [w for w in self.weights if w not in self.trainable_weights]
 
     def compute_output_shape(self, input_shape):
+        """The merged output's shape; with merge_mode=None, a list of the two directions' shapes (two outputs,
+        which a Sequential model refuses when the layer is added)."""
         shape = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode is None:
+            return [shape, shape]
         return shape[:-1] + (2 * shape[-1],) if self.merge_mode == "concat" else shape
 
     def compute_mask(self, inputs, mask=None):
