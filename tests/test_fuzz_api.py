@@ -243,7 +243,10 @@ def _fuzz_main() -> int:
         B, H, dtype = case["B"], case["H"], case["dtype"]
         a, kw = case["arrays"], case["kwargs"]
         x = None if isinstance(a["x"], (str, dict)) or not hasattr(a["x"], "ndim") else a["x"]
-        x = np.asarray(x)[:, 0] if x is not None and x.ndim == 3 else x if x is not None else a["x"]
+        if x is not None and x.ndim == 3:  # the first step; a sequence damaged to 0 steps gives (B, 0) features
+            x = np.asarray(x)[:, 0] if x.shape[1] else np.empty((x.shape[0], 0), x.dtype)
+        elif x is None:
+            x = a["x"]
         h = a["h0"] if a["h0"] is not None else np.zeros((B, H), dtype)
         c = a["c0"] if a["c0"] is not None else np.zeros((B, H), dtype)
         step_kwargs = {k: kw[k] for k in ("peephole", "output_peephole_source", "zoneout_h", "zoneout_c")}

@@ -190,7 +190,6 @@ def test_dynamic_batch_and_time(tmp_path):
     (lambda: LSTM(H, peephole="full"), "peephole='full'"),
     (lambda: LSTM(H, output_peephole_source="previous"), "output_peephole_source='previous'"),
     (lambda: Bidirectional(LSTM(H, peephole="full")), "peephole='full'"),
-    (lambda: Bidirectional(LSTM(H), merge_mode=None), "merge_mode=None"),
     (lambda: Dense(C, activation="gelu"), "activation 'gelu'"),
     (lambda: LSTM(H, zoneout_c=0.25), "zoneout_c=0.25"),
 ])

@@ -202,7 +202,7 @@ class Sequential(WeightContainer):
         if len(declared) > 2 and declared[-1] is not None and given[-1] != declared[-1]:
             raise ValueError(f"x: expected features {declared[-1]} (the model's inputs have shape {tuple(declared)}), "
                              f"got {given[-1]} (shape {tuple(shape)})")
-        if any(d is not None and g != d for g, d in zip(given, declared)):
+        if any(d is not None and g != d for g, d in zip(given[1:], declared[1:])):  # the batch size may differ
             warnings.warn(f"Model {self.name!r} was built for inputs of shape {tuple(declared)}, but is called on "
                           f"inputs of shape {given}", UserWarning, stacklevel=4)
 
