@@ -596,4 +596,4 @@ def load_model(filepath, compile: bool = True, allow_nonfinite: bool = False) ->
     ``compile`` is True. Every part of the file is checked first; a bad file raises ValueError, and so do
     NaN or infinite weights and optimizer slots unless ``allow_nonfinite`` (a non-finite learning rate is
     refused always). What a file may hold, and its limits: lstm_native.file_rules."""
-    return saving.load_model(filepath, compile=compile, allow_nonfinite=allow_nonfinite)
+    return saving.read_model(filepath, Sequential.from_config, compile=compile, allow_nonfinite=allow_nonfinite)
