@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+import numpy as np
+
 from .backup_and_restore import BackupAndRestore
 from .callback import Callback
 from .history import History
@@ -11,11 +13,15 @@ from .progbar_logger import ProgbarLogger
 
 
 def _pythonify_logs(logs: Optional[dict]) -> dict:
-    """Keras' ``pythonify_logs``: keys sorted, nested dicts flattened, values made floats where possible."""
+    """Keras' ``pythonify_logs``: keys sorted, nested dicts flattened, values made floats where possible
+    (arrays, such as a predict batch's outputs, stay arrays)."""
     result = {}
     for key, value in sorted((logs or {}).items()):
         if isinstance(value, dict):
             result.update(_pythonify_logs(value))
+            continue
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            result[key] = value
             continue
         try:
             value = float(value)
@@ -23,6 +29,19 @@ def _pythonify_logs(logs: Optional[dict]) -> dict:
             pass
         result[key] = value
     return result
+
+
+def _checked_callbacks(callbacks) -> list:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (str, bytes, dict, Callback)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks: expected a list of callbacks, got {type(callbacks).__name__}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks: expected instances of lstm_native.callbacks.Callback, got "
+                            f"{type(callback).__name__}")
+    return callbacks
 
 
 class CallbackList(Callback):
@@ -39,7 +58,7 @@ class CallbackList(Callback):
     def __init__(self, callbacks: Optional[Iterable[Callback]] = None, add_history: bool = False,
                  add_progbar: bool = False, model=None, **params):
         super().__init__()
-        self.callbacks = list(callbacks) if callbacks else []
+        self.callbacks = _checked_callbacks(callbacks)
         self._history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
         if self._history is None and add_history:
             self._history = History()
