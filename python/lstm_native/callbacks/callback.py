@@ -55,16 +55,17 @@ class Callback:
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
-        """Called before a batch of ``evaluate`` (or of validation in ``fit``)."""
+        """Called before a batch of ``evaluate`` (Keras calls the ``on_test_*`` hooks in ``fit``'s validation
+        too; lstm_native's ``fit`` does not)."""
 
     def on_test_batch_end(self, batch, logs=None):
-        """Called after a batch of ``evaluate`` (or of validation in ``fit``)."""
+        """Called after a batch of ``evaluate``, with the loss and metrics so far."""
 
     def on_predict_batch_begin(self, batch, logs=None):
         """Called before a batch of ``predict``."""
 
     def on_predict_batch_end(self, batch, logs=None):
-        """Called after a batch of ``predict``."""
+        """Called after a batch of ``predict``, with the logs ``{"outputs": the batch's outputs}``."""
 
     def on_train_begin(self, logs=None):
         """Called at the start of ``fit``."""
@@ -73,10 +74,10 @@ class Callback:
         """Called at the end of ``fit`` with the last epoch's logs."""
 
     def on_test_begin(self, logs=None):
-        """Called at the start of ``evaluate`` (or of validation)."""
+        """Called at the start of ``evaluate``."""
 
     def on_test_end(self, logs=None):
-        """Called at the end of ``evaluate`` (or of validation)."""
+        """Called at the end of ``evaluate`` with its result."""
 
     def on_predict_begin(self, logs=None):
         """Called at the start of ``predict``."""
