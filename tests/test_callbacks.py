@@ -12,10 +12,11 @@ import pytest
 from keras.src.utils import progbar as keras_progbar
 
 from lstm_native import callbacks, optimizers
+from lstm_native.callbacks import progbar
 
 
 KERAS = types.SimpleNamespace(callbacks=keras.callbacks, clock_owner=keras_progbar)
-OURS = types.SimpleNamespace(callbacks=callbacks, clock_owner=callbacks)
+OURS = types.SimpleNamespace(callbacks=callbacks, clock_owner=progbar)
 
 
 class FakeModel:

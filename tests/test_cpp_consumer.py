@@ -16,14 +16,7 @@ import lstm_native
 import lstm_native.cuda
 from lstm_native import ops
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "cpp"
-
-
-def run(*command, cwd=None):
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(map(str, command))} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+from support import EXAMPLE, REPO, run
 
 
 def pattern(n: int, seed: float) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 import lstm_native
 from lstm_native import layers
 from lstm_native.models import Sequential
-from test_cpp_consumer import EXAMPLE, run
+from support import EXAMPLE, run
 
 pytestmark = pytest.mark.skipif(not lstm_native._core.with_model_io,
                                 reason="built without nlohmann_json: no C++ model loader (CI installs it)")

@@ -19,15 +19,15 @@ import lstm_native
 from lstm_native import _core, cuda, ops
 from lstm_native.layers import LSTM, Bidirectional, Dense
 from lstm_native.models import Sequential
-import test_regularization
+import support
 from reference import max_rel_error, random_inputs, random_mask, random_params
 
 requires_gpu = pytest.mark.skipif(not cuda.is_available(), reason=cuda.unavailable_reason() or "")
 requires_cuda_build = pytest.mark.skipif(not lstm_native.with_cuda, reason=cuda.unavailable_reason() or "")
 
 GRAD_NAMES = ("dx", "dh0", "dc0", "dW", "dU", "db", "dp", "dW_hr")
-RATES = {"none": {}, **test_regularization.RATES}
-SEED = test_regularization.SEED
+RATES = {"none": {}, **support.RATES}
+SEED = support.SEED
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
 
@@ -218,7 +218,7 @@ def test_gpu_rejects_bad_arguments(rng):
 
 OPS_CASES = {  # (peephole, output_peephole_source, projection size, rates)
     "diagonal": ("diagonal", "current", None, {}),
-    "full-previous-regularized": ("full", "previous", None, test_regularization.RATES["all"]),
+    "full-previous-regularized": ("full", "previous", None, support.RATES["all"]),
     "none-projected-dropout": (None, "current", 3, dict(dropout=0.2, recurrent_dropout=0.3, weight_drop=0.4)),
 }
 

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from lstm_native import layers, utils
+from lstm_native import callbacks, layers, utils
 from lstm_native.models import Sequential
 
 T, F, N = 5, 3, 24
@@ -119,6 +119,84 @@ def test_evaluate_and_predict_refuse_steps_with_arrays_and_a_bad_verbose():
         m.predict(x, steps=2)
     with pytest.raises(ValueError, match="verbose"):
         m.predict(x, verbose=5)
+
+
+class Recorder(callbacks.Callback):
+    """Records the evaluate and predict hooks called, each as (hook, its arguments: [batch,] logs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+
+for _hook in ("begin", "batch_begin", "batch_end", "end"):
+    for _stage in ("test", "predict"):
+        setattr(Recorder, f"on_{_stage}_{_hook}",
+                lambda self, *args, _name=f"on_{_stage}_{_hook}": self.calls.append((_name, args)))
+
+
+def test_predict_calls_the_predict_hooks_of_its_callbacks():
+    x, _ = data()
+    m, recorder = model(), Recorder()
+    y = m.predict(x, batch_size=10, verbose=0, callbacks=[recorder])
+    assert recorder.model is m and recorder.params == {"verbose": 0, "epochs": 1, "steps": 3}
+    names = [name for name, _ in recorder.calls]
+    assert names == ["on_predict_begin"] + ["on_predict_batch_begin", "on_predict_batch_end"] * 3 + ["on_predict_end"]
+    ends = [args for name, args in recorder.calls if name == "on_predict_batch_end"]
+    assert [batch for batch, _ in ends] == [0, 1, 2]
+    np.testing.assert_array_equal(np.concatenate([logs["outputs"] for _, logs in ends]), y)
+
+
+def test_evaluate_calls_the_test_hooks_of_its_callbacks():
+    x, y = data()
+    m, recorder = model(), Recorder()
+    logs = m.evaluate(x, y, batch_size=10, verbose=0, callbacks=[recorder], return_dict=True)
+    names = [name for name, _ in recorder.calls]
+    assert names == ["on_test_begin"] + ["on_test_batch_begin", "on_test_batch_end"] * 3 + ["on_test_end"]
+    assert [args[0] for name, args in recorder.calls if name == "on_test_batch_end"] == [0, 1, 2]
+    assert recorder.calls[-1][1] == (logs,) and recorder.calls[-2][1] == (2, logs)  # the last batch's: the result
+    assert set(recorder.calls[2][1][1]) == {"loss", "accuracy"}
+
+
+@pytest.mark.parametrize("method", ["predict", "evaluate"])
+def test_evaluate_and_predict_show_a_progress_bar_as_keras(method, capsys):
+    x, y = data()
+    m = model()
+    run = (lambda **kw: m.predict(x, batch_size=8, **kw)) if method == "predict" else (
+        lambda **kw: m.evaluate(x, y, batch_size=8, **kw))
+    for verbose in ("auto", 1):
+        run(verbose=verbose)
+        assert re.fullmatch(r"3/3 ━{20} \d+s \d+[mu]?s/step.*\n", capsys.readouterr().out)
+    result = run(verbose=2)
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"3/3 - \d+s - \d+[mu]?s/step.*\n", out)
+    if method == "evaluate":
+        assert f"accuracy: {result[1]:.4f} - loss: {result[0]:.4f}" in out
+    run(verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_compile_refuses_run_eagerly_and_jit_compile_other_than_keras_defaults():
+    m = model()
+    for arguments in ({"run_eagerly": True}, {"jit_compile": True}, {"jit_compile": "xla"}, {"run_eagerly": "yes"}):
+        with pytest.raises(ValueError, match=f"{next(iter(arguments))}=.* is not supported"):
+            m.compile(loss="mse", **arguments)
+    m.compile(loss="mse", run_eagerly=False, jit_compile=False)
+    m.compile(loss="mse", run_eagerly=np.False_, jit_compile="auto")
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+@pytest.mark.parametrize("value, message", [(5, "a list of callbacks, got int"),
+                                            (callbacks.History(), "a list of callbacks, got History"),
+                                            ([object()], "instances of lstm_native.callbacks.Callback, got object")])
+def test_callbacks_that_are_not_a_list_of_callbacks_are_refused(method, value, message):
+    x, y = data()
+    m = model()
+    before = weights(m)
+    arguments = (x,) if method == "predict" else (x, y)
+    with pytest.raises(TypeError, match=f"callbacks: expected {re.escape(message)}"):
+        getattr(m, method)(*arguments, callbacks=value, verbose=0)
+    assert_same_weights(weights(m), before)
 
 
 # ---------------------------------------------------------------------------------------------- batches

@@ -11,11 +11,9 @@ import pytest
 
 from lstm_native.ops import lstm_backward, lstm_forward
 from reference import random_inputs, random_mask, random_params
+from support import FLOOR, GRADIENT_OF, RTOL, central_differences
 
 B, T, I, H = 3, 4, 3, 4
-EPS = 1e-6
-RTOL, FLOOR = 1e-6, 1e-2
-GRADIENT_OF = dict(x="dx", h0="dh0", c0="dc0", W="dW", U="dU", b="db", p="dp")
 
 
 def random_problem(rng, peephole, bias=True):
@@ -33,20 +31,6 @@ def forward(arrays, variant, mask, zero_output_for_mask=False, training=False):
     return lstm_forward(arrays["x"], arrays["W"], arrays["U"], arrays["b"], arrays["p"], peephole=peephole,
                         output_peephole_source=source, h0=arrays["h0"], c0=arrays["c0"], mask=mask,
                         zero_output_for_mask=zero_output_for_mask, training=training)
-
-
-def central_differences(loss, array):
-    """d loss() / d array, perturbing `array` in place one element at a time (restored afterwards)."""
-    gradient = np.empty_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + EPS
-        plus = loss()
-        array[index] = saved - EPS
-        minus = loss()
-        array[index] = saved
-        gradient[index] = (plus - minus) / (2 * EPS)
-    return gradient
 
 
 @pytest.mark.parametrize("zero_output_for_mask", [False, True], ids=["carry-output", "zero-output"])

@@ -12,12 +12,12 @@ import lstm_native
 from lstm_native.ops import lstm_backward, lstm_forward, lstm_step, lstm_trace
 from masks_reference import draw
 from reference import max_rel_error, random_inputs, random_mask, random_params, reference_forward
-import test_gradients
-from test_gradients import FLOOR, RTOL, central_differences
+import support
+from support import FLOOR, RTOL, central_differences
 
 B, T, I, H = 3, 4, 3, 5
 SIZES = pytest.mark.parametrize("P", [2, 7], ids=["P<H", "P>H"])
-GRADIENT_OF = {**test_gradients.GRADIENT_OF, "W_hr": "dW_hr"}
+GRADIENT_OF = {**support.GRADIENT_OF, "W_hr": "dW_hr"}
 
 
 def problem(rng, peephole, P, dtype=np.float64):

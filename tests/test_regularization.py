@@ -14,15 +14,7 @@ from lstm_native import _core
 from lstm_native.ops import lstm_backward, lstm_forward
 import masks_reference
 from reference import max_rel_error, random_inputs, random_mask, random_params, reference_forward
-
-RATES = {
-    "dropout": dict(dropout=0.3),
-    "recurrent_dropout": dict(recurrent_dropout=0.4),
-    "zoneout": dict(zoneout_h=0.3, zoneout_c=0.5),
-    "weight_drop": dict(weight_drop=0.5),
-    "all": dict(dropout=0.2, recurrent_dropout=0.25, zoneout_h=0.15, zoneout_c=0.1, weight_drop=0.3),
-}
-SEED = 12345678901
+from support import RATES, SEED
 
 
 @pytest.mark.parametrize(("counter", "key", "expected"), [

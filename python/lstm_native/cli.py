@@ -41,7 +41,7 @@ def _predict(args) -> None:
         _files.check_suffix(args.output, ".npy", "lstm-native predict writes a NumPy .npy array")
         _refuse_overwriting(args.output, (args.model, args.input))
     model = load_model(args.model, compile=False)
-    y = model.predict(_read_npy(args.input), batch_size=args.batch_size)
+    y = model.predict(_read_npy(args.input), batch_size=args.batch_size, verbose=0)  # stdout may be the output
     if args.output is None:
         np.save(sys.stdout.buffer, y)
     else:

@@ -52,6 +52,14 @@ def _single_loss_weight(loss_weights) -> float:
     return float(weight)
 
 
+def _check_keras_default(name: str, value, accepted: tuple, reason: str) -> None:
+    """Refuses a value other than Keras' defaults for an argument that has no meaning in this library."""
+    if not any(value is default or (isinstance(value, (bool, np.bool_, str)) and value == default)
+               for default in accepted):
+        raise ValueError(f"{name}={value!r} is not supported ({reason}); leave it at "
+                         f"{' or '.join(map(repr, accepted))}")
+
+
 def _metric_list(name: str, identifiers) -> list:
     if identifiers is None:
         return []
@@ -239,13 +247,28 @@ class Sequential(WeightContainer):
     @inference_call
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
         """The model's outputs for x: an array (in batches of ``batch_size``, default 32) or batches from a
-        generator, dataset or sequence (see :mod:`lstm_native.data`; ``steps`` caps their number)."""
-        verbosity(verbose)
+        generator, dataset or sequence (see :mod:`lstm_native.data`; ``steps`` caps their number). As in Keras,
+        ``verbose`` shows a progress bar (1, "auto"), one line at the end (2) or nothing (0), and ``callbacks``
+        get their ``on_predict_*`` hooks, each batch's end with the logs ``{"outputs": the batch's outputs}``."""
+        verbose = verbosity(verbose)
         batches = self._batches("x", x, None, None, batch_size, steps, shuffle=False)
-        outputs = [self._forward(x_batch, training=False)[0] for x_batch, _, _ in batches.epoch()]
+        callback_list = self._inference_callbacks(callbacks, verbose, batches.steps)
+        callback_list.on_predict_begin()
+        outputs = []
+        for step, (x_batch, _, _) in enumerate(batches.epoch()):
+            callback_list.on_predict_batch_begin(step)
+            outputs.append(self._forward(x_batch, training=False)[0])
+            callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
         if not outputs:
             raise ValueError("predict: x holds no samples")
+        callback_list.on_predict_end()
         return np.concatenate(outputs, axis=0)
+
+    def _inference_callbacks(self, callbacks, verbose: int, steps: Optional[int]):
+        """The callbacks of an evaluate or predict, as Keras makes them: those given, and a progress bar unless
+        ``verbose`` is 0."""
+        return callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                             epochs=1, steps=steps)
 
     # -- training ----------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -253,9 +276,15 @@ class Sequential(WeightContainer):
         """Keras' compile. As in Keras, ``metrics`` are computed without sample or class weights and
         ``weighted_metrics`` with them (a metric in both lists logs as "name" and "weighted_name"); both
         honour an output mask. ``loss_weights`` (a number, or a list or dict of one: this model has one
-        output) scales the loss and its gradient, not the regularization penalties."""
+        output) scales the loss and its gradient, not the regularization penalties. ``run_eagerly`` and
+        ``jit_compile`` take Keras' defaults only: every step runs in the native core, with no graph to trace
+        or compile."""
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to compile: {kwargs}")
+        _check_keras_default("run_eagerly", run_eagerly, (False,),
+                             "lstm_native traces no graph that could be run eagerly instead")
+        _check_keras_default("jit_compile", jit_compile, ("auto", False),
+                             "lstm_native has no XLA: the cell is compiled C++ already")
         if loss is None:
             raise ValueError("compile: a loss is required")
         self._loss_weight = _single_loss_weight(loss_weights)
@@ -539,28 +568,36 @@ class Sequential(WeightContainer):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """The loss and metrics over x and y (arrays, in batches of ``batch_size``), or over the batches of a
-        generator, dataset or sequence (``steps`` caps their number)."""
+        generator, dataset or sequence (``steps`` caps their number). As in Keras, ``verbose`` shows a progress
+        bar (1, "auto"), one line at the end (2) or nothing (0), and ``callbacks`` get their ``on_test_*``
+        hooks with the logs so far."""
         if not self.compiled:
             raise RuntimeError("evaluate: compile the model first")
-        verbosity(verbose)
-        logs = self._evaluate_batches(self._batches("x", x, y, sample_weight, batch_size, steps, shuffle=False,
-                                                    needs_y=True))
+        verbose = verbosity(verbose)
+        batches = self._batches("x", x, y, sample_weight, batch_size, steps, shuffle=False, needs_y=True)
+        callback_list = self._inference_callbacks(callbacks, verbose, batches.steps)
+        callback_list.on_test_begin()
+        logs = self._evaluate_batches(batches, callback_list)
         if not logs:
             raise ValueError("evaluate: x yielded no batches")
+        callback_list.on_test_end(logs)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
-    def _evaluate_batches(self, batches) -> Dict[str, float]:
+    def _evaluate_batches(self, batches, callback_list=None) -> Dict[str, float]:
+        callback_list = callbacks_module.CallbackList() if callback_list is None else callback_list
         trackers = self._fresh_trackers()
         self._reset_metrics(trackers)  # as Keras: evaluation restarts the compiled metrics
         logs: Dict[str, float] = {}
-        for x_batch, y_batch, weight_batch in batches.epoch():
+        for step, (x_batch, y_batch, weight_batch) in enumerate(batches.epoch()):
+            callback_list.on_test_batch_begin(step)
             if y_batch is None:
                 raise ValueError(f"{batches.name}: a batch without targets; evaluation needs (x, y) batches")
             y_pred, mask = self._forward(x_batch, training=False)
             loss = self._evaluation_loss(y_batch, y_pred, weight_batch, mask)
             logs = self._update_trackers(trackers, loss, y_batch, y_pred, weight_batch, mask)
+            callback_list.on_test_batch_end(step, logs)
         batches.end_epoch()
         return logs
 
@@ -596,4 +633,4 @@ def load_model(filepath, compile: bool = True, allow_nonfinite: bool = False) ->
     ``compile`` is True. Every part of the file is checked first; a bad file raises ValueError, and so do
     NaN or infinite weights and optimizer slots unless ``allow_nonfinite`` (a non-finite learning rate is
     refused always). What a file may hold, and its limits: lstm_native.file_rules."""
-    return saving.load_model(filepath, compile=compile, allow_nonfinite=allow_nonfinite)
+    return saving.read_model(filepath, Sequential.from_config, compile=compile, allow_nonfinite=allow_nonfinite)

@@ -42,11 +42,11 @@ import numpy as np
 import safetensors
 from safetensors import SafetensorError
 
-from . import _files, _serialization, file_rules, layers, losses, metrics, models, optimizers
+from . import _files, _serialization, file_rules, layers, losses, metrics, optimizers
 from .layers.base import zero_initialized
 from .variables import Variable
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "save_weights", "load_weights",
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "read_model", "save_weights", "load_weights",
            "save_checkpoint", "read_checkpoint", "named_parts", "check_file_name"]
 
 FORMAT = "lstm_native"
@@ -413,15 +413,16 @@ def _metric(identifier):
     return identifier if isinstance(identifier, str) else metric
 
 
-def load_model(filepath, compile: bool = True, allow_nonfinite: bool = False):
-    """The model that :func:`save_model` wrote; see ``lstm_native.models.load_model``."""
+def read_model(filepath, from_config, compile: bool = True, allow_nonfinite: bool = False):
+    """The model that :func:`save_model` wrote, made by ``from_config(config)`` (the model class's, which this
+    module does not know); ``lstm_native.models.load_model`` is the public entry point."""
     with _open(filepath) as file:
         config = file.json("config")
         input_shape = file.json("build_input_shape")
         with file.checking("the model config"), zero_initialized(file_rules.LIMITS["parameters"]):
             file_rules.check_model_structure(config)
             input_shape = file_rules.check_input_shape(input_shape)
-            model = models.Sequential.from_config(config)  # the constructors' checks, then the file's rules
+            model = from_config(config)  # the constructors' checks, then the file's rules
             file_rules.check_layers(config)
             if not model.built:
                 model.build(input_shape)

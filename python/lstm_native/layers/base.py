@@ -173,6 +173,20 @@ def _json_argument(value, what: str):
                     "regularizer or activation)")
 
 
+# The arguments that every layer takes through **kwargs, which no signature default types.
+_BASE_ARGUMENT_TYPES = {"name": str, "trainable": bool, "dtype": str, "batch_input_shape": list}
+
+
+def deserialize_layer(entry, classes: dict) -> Layer:
+    """The layer (not built) that a ``{"class_name", "config"}`` dict describes, of one of ``classes`` (name ->
+    class); ValueError for anything else. Nothing a config names is imported or run."""
+    config = entry.get("config") if isinstance(entry, dict) else None
+    for name, expected in _BASE_ARGUMENT_TYPES.items():
+        if isinstance(config, dict) and name in config and not isinstance(config[name], expected):
+            raise ValueError(f"layer config: {name} must be a {expected.__name__}, got {type(config[name]).__name__}")
+    return _serialization.deserialize(entry, classes, "layer")
+
+
 def check_last_dim(layer: Layer, input_shape, expected: Optional[int], what: str) -> int:
     """The last dimension of input_shape, which must be known (and equal `expected` when given)."""
     if len(input_shape) < 2 or input_shape[-1] is None:

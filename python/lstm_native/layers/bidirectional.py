@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import copy
+import reprlib
 
 import numpy as np
 
 from .. import _serialization
-from .base import Layer
+from .base import Layer, deserialize_layer
+from .lstm import LSTM
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+# The layers that a Bidirectional's config may wrap (what file_rules allows there too).
+_RECURRENT_CLASSES = {"LSTM": LSTM}
 
 
 def _is_recurrent(layer) -> bool:
     return hasattr(layer, "go_backwards") and hasattr(layer, "return_sequences")
 
 
+def _not_recurrent(what: str, found: str) -> ValueError:
+    return ValueError(f"{what}: expected a recurrent layer such as LSTM, got {found}")
+
+
 def _check_recurrent(layer, what: str) -> None:
     if not _is_recurrent(layer):
-        raise ValueError(f"{what}: expected a recurrent layer such as LSTM, got {type(layer).__name__}")
+        raise _not_recurrent(what, type(layer).__name__)
     if getattr(layer, "return_state", False):
         raise ValueError(f"{what}: return_state=True is not supported inside Bidirectional")
     if layer.built:
@@ -123,13 +131,18 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config):
-        from .serialization import deserialize  # which imports this module
-
         config = dict(config)
         for name in ("layer", "backward_layer"):
             if config.get(name) is not None:
-                config[name] = deserialize(config[name])
+                config[name] = _deserialize_recurrent(config[name], name)
         return cls(**config)
+
+
+def _deserialize_recurrent(entry, what: str):
+    class_name = entry.get("class_name") if isinstance(entry, dict) else None
+    if isinstance(class_name, str) and class_name not in _RECURRENT_CLASSES:
+        raise _not_recurrent(what, reprlib.repr(class_name))
+    return deserialize_layer(entry, _RECURRENT_CLASSES)
 
 
 def recurrent_layers(layer) -> list:

@@ -7,16 +7,13 @@ Only the layer classes of this package can be rebuilt: :func:`deserialize` looks
 from __future__ import annotations
 
 from .. import _serialization
-from .base import Layer
+from .base import Layer, deserialize_layer
 from .bidirectional import Bidirectional
 from .core import Dropout, Embedding, InputLayer, Masking
 from .dense import Dense
 from .lstm import LSTM
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (Bidirectional, Dense, Dropout, Embedding, InputLayer, LSTM, Masking)}
-
-# The arguments that every layer takes through **kwargs, which no signature default types.
-_BASE_ARGUMENT_TYPES = {"name": str, "trainable": bool, "dtype": str, "batch_input_shape": list}
 
 
 def serialize(layer: Layer) -> dict:
@@ -25,8 +22,4 @@ def serialize(layer: Layer) -> dict:
 
 def deserialize(entry) -> Layer:
     """The layer (not built) that a :func:`serialize` dict describes; ValueError for anything else."""
-    config = entry.get("config") if isinstance(entry, dict) else None
-    for name, expected in _BASE_ARGUMENT_TYPES.items():
-        if isinstance(config, dict) and name in config and not isinstance(config[name], expected):
-            raise ValueError(f"layer config: {name} must be a {expected.__name__}, got {type(config[name]).__name__}")
-    return _serialization.deserialize(entry, LAYER_CLASSES, "layer")
+    return deserialize_layer(entry, LAYER_CLASSES)
