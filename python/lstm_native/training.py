@@ -1,0 +1,116 @@
+"""The one loop of ``Sequential.fit``, with its train step, evaluation and prediction; where it runs (one
+process, or several: sharding, reduction, broadcast) is a :class:`lstm_native.strategy.Strategy`.
+
+This module is the model's own loop: it uses the model's step methods (forward pass, loss and backward pass,
+trackers, logs); a strategy sees only what the hooks of ``lstm_native.strategy`` hand it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from .strategy import SINGLE_PROCESS, Batch, FitPlan, Strategy
+
+
+def _accumulators(model, trackers) -> list:
+    """The loss tracker and the compiled metrics, in the order of the logs."""
+    return [trackers["loss"]] + model._compiled_metrics()
+
+
+def _logs(model, results) -> Dict[str, float]:
+    return model._logs(results[0], results[1:])
+
+
+def train_step(model, strategy: Strategy, batch: Batch, trackers, stopping: bool = False):
+    """One step: forward and backward passes on this process' part of the batch, the strategy's reduction,
+    the optimizer's update; returns the logs so far, or None when the processes agreed to stop."""
+    with strategy.step_scope():
+        x, y, sample_weight = batch.x, batch.y, batch.sample_weight
+        if len(x) and not stopping:
+            y_pred, mask = model._forward(x, training=True)
+            loss = model._loss_and_backward(y, y_pred, model._masked_weights(sample_weight, mask, reduce=True))
+            model._update_trackers(trackers, loss, y, y_pred, sample_weight, mask)
+        results = strategy.reduce_step(model, _accumulators(model, trackers), batch, stopping)
+        if results is None:
+            return None
+        model.optimizer.apply(model.trainable_weights)
+    return _logs(model, results)
+
+
+def evaluate(model, batches, strategy: Strategy = SINGLE_PROCESS) -> Dict[str, float]:
+    """The loss and metrics over ``batches`` (restarting the compiled metrics, as Keras does); {} when no
+    process saw a batch."""
+    trackers = model._fresh_trackers()
+    model._reset_metrics(trackers)
+    seen = 0
+    for batch in strategy.evaluation_batches(batches):
+        if batch.y is None:
+            raise ValueError(f"{batches.name}: a batch without targets; evaluation needs (x, y) batches")
+        y_pred, mask = model._forward(batch.x, training=False)
+        loss = model._evaluation_loss(batch.y, y_pred, batch.sample_weight, mask)
+        model._update_trackers(trackers, loss, batch.y, y_pred, batch.sample_weight, mask)
+        seen += 1
+    batches.end_epoch()
+    results = strategy.reduce_results(_accumulators(model, trackers), seen)
+    return {} if results is None else _logs(model, results)
+
+
+def predict(model, batches) -> np.ndarray:
+    outputs = [model._forward(x, training=False)[0] for x, _, _ in batches.epoch()]
+    if not outputs:
+        raise ValueError("predict: x holds no samples")
+    return np.concatenate(outputs, axis=0)
+
+
+def fit(model, batches, validation, class_weight, callbacks, strategy: Strategy, *, epochs: int, verbose: int,
+        initial_epoch: int, validation_freq: int, arguments: Dict[str, object]):
+    """The loop of ``fit`` over prepared, checked batches; returns the History. ``arguments``: the loop's
+    arguments by name, for ``strategy.check_fit``."""
+    strategy.check_fit(FitPlan(model, batches, validation, arguments,
+                               tuple(model._metric_identifiers) + tuple(model._weighted_metric_identifiers)))
+    chief = strategy.is_chief
+    callback_list = callbacks_module.CallbackList(
+        callbacks if chief else None, add_history=True, add_progbar=chief and verbose != 0, model=model,
+        verbose=verbose if chief else 0, epochs=epochs, steps=batches.steps)
+    trackers = model._fresh_trackers()
+    model.stop_training = False
+    callback_list.on_train_begin()
+    if model._initial_epoch is not None:  # set by BackupAndRestore
+        initial_epoch, model._initial_epoch = model._initial_epoch, None
+    initial_epoch = strategy.begin_fit(model, initial_epoch)
+    logs: Dict[str, float] = {}
+    epoch_logs: Dict[str, float] = {}
+    for epoch in range(initial_epoch, epochs):
+        model._reset_metrics(trackers)
+        callback_list.on_epoch_begin(epoch)
+        steps_done = 0
+        for step, batch in enumerate(strategy.train_batches(batches)):
+            stopping = strategy.stop_requested(model)
+            if not stopping:
+                callback_list.on_train_batch_begin(step)
+            if batch.y is None:
+                raise ValueError(f"x: batch {step} has no targets; fit needs (x, y) batches")
+            batch = batch._replace(sample_weight=model._sample_weights(batch.y, batch.sample_weight, class_weight))
+            step_logs = train_step(model, strategy, batch, trackers, stopping)
+            if step_logs is None:
+                break
+            logs = step_logs
+            steps_done = step + 1
+            callback_list.count_samples(batch.global_size)
+            callback_list.on_train_batch_end(step, logs)
+            if strategy.stop_after_batch(model):
+                break
+        if steps_done == 0 and batches.exhausted:  # the batches ran out before this epoch (SourceBatches warned)
+            break
+        batches.end_epoch()
+        epoch_logs = dict(logs)
+        if validation is not None and (epoch + 1) % validation_freq == 0:
+            epoch_logs.update({f"val_{k}": v for k, v in evaluate(model, validation, strategy).items()})
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        if strategy.stop_after_epoch(model) or batches.exhausted:
+            break
+    callback_list.on_train_end(epoch_logs or logs)
+    return model.history
