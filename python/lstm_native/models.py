@@ -479,9 +479,7 @@ class Sequential(WeightContainer):
                      "epochs": epochs, "initial_epoch": initial_epoch, "shuffle": shuffle,
                      "validation_batch_size": validation_batch_size, "validation_freq": validation_freq,
                      "class_weight": class_weight}
-        return training.fit(self, batches, validation, class_weight, callbacks, strategy, epochs=epochs,
-                            verbose=verbose, initial_epoch=initial_epoch, validation_freq=validation_freq,
-                            arguments=arguments)
+        return training.fit(self, batches, validation, callbacks, strategy, verbose, arguments)
 
     @staticmethod
     def _check_class_weight(class_weight) -> None:

@@ -65,10 +65,12 @@ def predict(model, batches) -> np.ndarray:
     return np.concatenate(outputs, axis=0)
 
 
-def fit(model, batches, validation, class_weight, callbacks, strategy: Strategy, *, epochs: int, verbose: int,
-        initial_epoch: int, validation_freq: int, arguments: Dict[str, object]):
+def fit(model, batches, validation, callbacks, strategy: Strategy, verbose: int, arguments: Dict[str, object]):
     """The loop of ``fit`` over prepared, checked batches; returns the History. ``arguments``: the loop's
-    arguments by name, for ``strategy.check_fit``."""
+    checked arguments by name (epochs, initial_epoch, validation_freq, class_weight, and what
+    ``strategy.check_fit`` compares)."""
+    epochs, initial_epoch = arguments["epochs"], arguments["initial_epoch"]
+    validation_freq, class_weight = arguments["validation_freq"], arguments["class_weight"]
     strategy.check_fit(FitPlan(model, batches, validation, arguments,
                                tuple(model._metric_identifiers) + tuple(model._weighted_metric_identifiers)))
     chief = strategy.is_chief
