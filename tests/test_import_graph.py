@@ -75,7 +75,7 @@ def _cycle(graph: dict):
 
 def test_the_import_graph_has_no_cycle():
     graph = {name: _imported_modules(name, path) for name, path in MODULES.items()}
-    assert graph["lstm_native.models"] >= {"lstm_native.saving", "lstm_native.callbacks"}  # the parser sees imports
+    assert graph["lstm_native.models"] >= {"lstm_native.saving", "lstm_native.training"}  # the parser sees imports
     cycle = _cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 

@@ -1,5 +1,10 @@
 """Data-parallel training over MPI (mpi4py): ``model.fit(..., strategy=MPIStrategy())``.
 
+``MPIStrategy`` is a :class:`lstm_native.strategy.Strategy`: ``fit`` runs its one loop
+(:mod:`lstm_native.training`) and this module supplies only what is particular to MPI, through the hooks of
+that protocol: the check that the ranks agree, the broadcast at the start, the shards, the reductions and the
+deadlines.
+
 Launch the same script on every rank (``mpiexec -n 2 python script.py``). Each rank loads the same data; every
 global batch of ``batch_size`` samples (the same shuffled order on all ranks) is split evenly into one
 contiguous shard per rank. A step runs the forward and backward passes on the rank's shard, then ONE
@@ -29,7 +34,9 @@ control block (rank 0's ``stop_training`` and learning rate). Every rank then ap
   and ``MPI_Finalize`` would wait for the missing rank forever, so such a process ends with status 1 at
   interpreter exit without finalizing MPI.
 
-Not supported (ValueError): stateful layers, metrics other than the library's mean metrics.
+Not supported (ValueError): stateful layers, metrics other than the library's mean metrics, batches from a
+generator, dataset or sequence (x or validation_data). ``class_weight``, ``loss_weights``, ``weighted_metrics``
+and ``BackupAndRestore`` work as in one process.
 """
 
 from __future__ import annotations
@@ -38,20 +45,17 @@ import atexit
 import contextlib
 import hashlib
 import json
-import math
 import os
 import pickle
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 
-from . import _arguments
-from . import callbacks as callbacks_module
+from . import _arguments, data, utils
 from . import metrics as metrics_module
-from . import utils
-from .optimizers import schedules
+from .strategy import Batch, FitPlan, Strategy
 
 __all__ = ["MPIStrategy"]
 
@@ -73,18 +77,12 @@ def _arm_exit_guard() -> None:
         atexit.register(_exit_without_finalize)
 
 
-@contextlib.contextmanager
-def _library_generator(generator: np.random.Generator):
-    saved = utils._generator
-    utils._generator = generator
-    try:
-        yield
-    finally:
-        utils._generator = saved
-
-
 def _shard(count: int, rank: int, size: int):
     return count * rank // size, count * (rank + 1) // size
+
+
+def _rows(array, rows):
+    return None if array is None else array[rows]
 
 
 def _shown(value) -> str:
@@ -106,29 +104,29 @@ def _without_names(config):
     return config
 
 
-def _fit_signature(model, x, y, sample_weight, batch_size, epochs, validation, shuffle, initial_epoch,
-                   validation_batch_size, validation_freq) -> Dict[str, object]:
+def _fit_signature(plan: FitPlan) -> Dict[str, object]:
     """What every rank's fit must agree on, by name: the data's sizes, the model, the arguments that shape the
     loop. (Equal values compare equal across processes: plain numbers, strings, tuples.)"""
+    model, batches, validation = plan.model, plan.batches, plan.validation
     loss = model.loss
     return {
-        "training samples": len(x), "batches per epoch": math.ceil(len(x) / batch_size),
-        "x per sample": _per_sample(x), "y per sample": _per_sample(y),
-        "sample weights": _per_sample(sample_weight),
-        "validation samples": None if validation is None else len(validation[0]),
-        "validation per sample": None if validation is None else tuple(_per_sample(a) for a in validation),
-        "batch_size": batch_size, "epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
-        "validation_batch_size": validation_batch_size, "validation_freq": validation_freq,
+        "training samples": len(batches.x), "batches per epoch": batches.steps,
+        "x per sample": _per_sample(batches.x), "y per sample": _per_sample(batches.y),
+        "sample weights": _per_sample(batches.sample_weight),
+        "validation samples": None if validation is None else len(validation.x),
+        "validation per sample": None if validation is None else tuple(
+            _per_sample(a) for a in (validation.x, validation.y, validation.sample_weight)),
+        **plan.arguments,
         "model config": json.dumps(_without_names(model.get_config()), sort_keys=True, default=repr),
         "weights": tuple((tuple(w.value.shape), str(w.value.dtype)) for w in model.weights),
         "optimizer": json.dumps([type(model.optimizer).__name__, model.optimizer.get_config()], sort_keys=True,
                                 default=repr),
         "loss": json.dumps([type(loss).__name__, getattr(loss, "get_config", dict)()], sort_keys=True, default=repr),
-        "metrics": tuple(m if isinstance(m, str) else type(m).__name__ for m in model._metric_identifiers),
+        "metrics": tuple(m if isinstance(m, str) else type(m).__name__ for m in plan.metrics),
     }
 
 
-class MPIStrategy:
+class MPIStrategy(Strategy):
     """Data-parallel ``fit`` over MPI ranks; pass it as ``model.fit(..., strategy=MPIStrategy())``.
 
     Args:
@@ -164,6 +162,7 @@ class MPIStrategy:
 
     @property
     def is_chief(self) -> bool:
+        """Rank 0 runs the callbacks and the progress bar."""
         return self.rank == 0
 
     # ------------------------------------------------------------------------------- collectives with a deadline
@@ -224,17 +223,18 @@ class MPIStrategy:
                                                          for rank, other in enumerate(signatures))
                                  for name in differences))
 
-    def _check(self, model, count: int, batch_size: int) -> None:
+    def _check(self, plan: FitPlan) -> None:
+        batch_size, count = plan.batches.batch_size, len(plan.batches.x)
         if batch_size < self.size:
             raise ValueError(f"MPIStrategy: batch_size ({batch_size}) is the global batch; it must be at least the "
                              f"number of ranks ({self.size})")
         if count < self.size:
             raise ValueError(f"MPIStrategy: {count} training samples for {self.size} ranks")
-        for layer in model.layers:
+        for layer in plan.model.layers:
             for sub in [layer] + [getattr(layer, name, None) for name in ("forward_layer", "backward_layer")]:
                 if getattr(sub, "stateful", False):
                     raise ValueError(f"MPIStrategy: {layer.name} is stateful; states cannot follow sharded batches")
-        for identifier in model._metric_identifiers + model._weighted_metric_identifiers:
+        for identifier in plan.metrics:
             if isinstance(identifier, metrics_module.Metric) and not isinstance(identifier, metrics_module.Mean):
                 raise ValueError(f"MPIStrategy: metric {identifier.name} has no (total, count) accumulators to "
                                  "reduce across ranks")
@@ -254,32 +254,33 @@ class MPIStrategy:
             utils.set_rng_state(state["rng"])
         self._shuffle_generator = np.random.default_rng([state["base"], 0])
         self._rank_generator = np.random.default_rng([state["base"], 1, self.rank])
+        self._schedule = "learning_rate" not in state["optimizer"]  # a schedule: every rank computes the same rate
         return state["initial_epoch"]
 
-    def _layout(self, model):
+    def _layout(self, model, accumulator_count: int) -> None:
+        """The step's buffer: the trainable weights' gradients, (total, count) per accumulator, the control."""
         variables = model.trainable_weights
         offsets = np.cumsum([0] + [v.value.size for v in variables])
         dtype = np.result_type(*[v.value.dtype for v in variables]) if variables else np.float64
-        metric_count = 1 + len(model._metric_identifiers) + len(model._weighted_metric_identifiers)  # loss, metrics
-        total = int(offsets[-1]) + 2 * metric_count + 2  # gradients, (total, count) per tracker, control
+        total = int(offsets[-1]) + 2 * accumulator_count + 2
         self._variables, self._offsets = variables, offsets
         self._send, self._receive = np.zeros(total, dtype), np.empty(total, dtype)
 
-    # ------------------------------------------------------------------------------------------------ the step
-    def _trackers_state(self, model, trackers):
-        items = [trackers["loss"]] + model._compiled_metrics()
-        return [value for metric in items for value in (metric.total, metric.count)]
+    # --------------------------------------------------------------------------------------------- the reduction
+    def _accumulator_state(self, accumulators) -> list:
+        """(total, count) of each accumulator, (0, 0) for the metrics not resolved yet on this rank (it has run
+        no batch: rank 0 stopping before the first step)."""
+        state = [value for accumulator in accumulators for value in (accumulator.total, accumulator.count)]
+        return state + [0.0] * (2 * self._accumulator_count - len(state))
 
-    def _logs(self, model, sums) -> Dict[str, float]:
-        results = [float(sums[2 * k] / sums[2 * k + 1]) if sums[2 * k + 1] else 0.0 for k in range(len(sums) // 2)]
-        return model._logs(results[0], results[1:])
+    @staticmethod
+    def _results(sums) -> list:
+        return [float(sums[2 * k] / sums[2 * k + 1]) if sums[2 * k + 1] else 0.0 for k in range(len(sums) // 2)]
 
     def _control(self, model, stop: bool):
         if not self.is_chief:
             return [0.0, 0.0]
-        optimizer = model.optimizer
-        schedule = isinstance(optimizer._learning_rate, schedules.LearningRateSchedule)
-        return [1.0 if stop else 0.0, 0.0 if schedule else float(optimizer.learning_rate)]
+        return [1.0 if stop else 0.0, 0.0 if self._schedule else float(model.optimizer.learning_rate)]
 
     def _apply_control(self, model, stop: float, learning_rate: float) -> bool:
         if stop > 0:
@@ -289,105 +290,83 @@ class MPIStrategy:
             model.optimizer.learning_rate = learning_rate
         return stop > 0
 
-    def _train_step(self, model, x, y, sample_weight, trackers, global_count: int, stop: bool):
-        """One step on this rank's shard; returns (logs, stopped)."""
+    # ---------------------------------------------------------------------------- the hooks of lstm_native.strategy
+    def check_fit(self, plan: FitPlan) -> None:
+        """Arrays only; every rank called fit alike; what sharding and the reduction cannot follow is refused."""
+        if not isinstance(plan.batches, data.ArrayBatches) or (
+                plan.validation is not None and not isinstance(plan.validation, data.ArrayBatches)):
+            raise ValueError("strategy: data-parallel training takes arrays, not generators or datasets")
+        self._check_ranks_agree(_fit_signature(plan))
+        self._check(plan)
+        self._accumulator_count = 1 + len(plan.metrics)  # the loss, then the metrics
+
+    def begin_fit(self, model, initial_epoch: int) -> int:
+        self.timings = {"steps": 0, "step_seconds": 0.0, "allreduce_seconds": 0.0}
+        initial_epoch = self._synchronize_start(model, initial_epoch)
+        self._layout(model, self._accumulator_count)
+        return initial_epoch
+
+    def train_batches(self, batches) -> Iterator[Batch]:
+        """This rank's contiguous shard of each global batch (the same order on every rank)."""
+        count = len(batches.x)
+        order = self._shuffle_generator.permutation(count) if batches.shuffle else np.arange(count)
+        for start in range(0, count, batches.batch_size):
+            rows = order[start:start + batches.batch_size]
+            first, last = _shard(len(rows), self.rank, self.size)
+            mine = rows[first:last]
+            yield Batch(batches.x[mine], batches.y[mine], _rows(batches.sample_weight, mine), len(rows))
+
+    def evaluation_batches(self, batches) -> Iterator[Batch]:
+        """This rank's contiguous part of the data, in batches."""
+        first, last = _shard(len(batches.x), self.rank, self.size)
+        for start in range(first, last, batches.batch_size):
+            rows = slice(start, min(last, start + batches.batch_size))
+            yield Batch(batches.x[rows], batches.y[rows], _rows(batches.sample_weight, rows), len(batches.x[rows]))
+
+    @contextlib.contextmanager
+    def step_scope(self):
+        """Times the step; its dropout masks come from this rank's generator."""
         started = time.perf_counter()
+        with utils.using_generator(self._rank_generator):
+            yield
+        self.timings["steps"] += 1
+        self.timings["step_seconds"] += time.perf_counter() - started
+
+    def stop_requested(self, model) -> bool:
+        return self.is_chief and model.stop_training  # set at the last batch's end: this step tells the others
+
+    def reduce_step(self, model, accumulators, batch: Batch, stopping: bool):
+        """ONE allreduce of the scaled gradients, the accumulators and the control block; every rank then holds
+        the global batch's gradients (None: rank 0 stopped training)."""
         send, offsets, gradients_end = self._send, self._offsets, int(self._offsets[-1])
         send[:gradients_end] = 0
-        if len(x) and not stop:
-            with _library_generator(self._rank_generator):
-                y_pred, mask = model._forward(x, training=True)
-                loss = model._loss_and_backward(y, y_pred, model._masked_weights(sample_weight, mask, reduce=True))
-            scale = len(x) / global_count
+        if len(batch.x) and not stopping:
+            scale = len(batch.x) / batch.global_size
             for variable, first, last in zip(self._variables, offsets[:-1], offsets[1:]):
                 if variable.grad is not None:
                     np.multiply(variable.grad.reshape(-1), scale, out=send[first:last], casting="unsafe")
-            model._update_trackers(trackers, loss, y, y_pred, sample_weight, mask)
-        send[gradients_end:-2] = self._trackers_state(model, trackers)
-        send[-2:] = self._control(model, stop)
+        send[gradients_end:-2] = self._accumulator_state(accumulators)
+        send[-2:] = self._control(model, stopping)
         communication = time.perf_counter()
         sums = self._allreduce(send, self._receive, "the gradient allreduce of a training step")
-        communication = time.perf_counter() - communication
-        stopped = self._apply_control(model, sums[-2], sums[-1])
-        if not stopped:
-            for variable, first, last in zip(self._variables, offsets[:-1], offsets[1:]):
-                if variable.grad is not None:
-                    variable.grad = sums[first:last].reshape(variable.value.shape).astype(variable.value.dtype)
-            model.optimizer.apply(self._variables)
-        self.timings["steps"] += 1
-        self.timings["step_seconds"] += time.perf_counter() - started
-        self.timings["allreduce_seconds"] += communication
-        return (None if stopped else self._logs(model, sums[gradients_end:-2])), stopped
+        self.timings["allreduce_seconds"] += time.perf_counter() - communication
+        if self._apply_control(model, sums[-2], sums[-1]):
+            return None
+        for variable, first, last in zip(self._variables, offsets[:-1], offsets[1:]):
+            if variable.grad is not None:
+                variable.grad = sums[first:last].reshape(variable.value.shape).astype(variable.value.dtype)
+        return self._results(sums[gradients_end:-2])
 
-    def _evaluate(self, model, x, y, sample_weight, batch_size: int) -> Dict[str, float]:
-        """Validation: each rank evaluates its contiguous part of the data; the accumulators are summed."""
-        first, last = _shard(len(x), self.rank, self.size)
-        trackers = model._fresh_trackers()
-        model._reset_metrics(trackers)
-        for start in range(first, last, batch_size):
-            stop = min(last, start + batch_size)
-            y_pred, mask = model._forward(x[start:stop], training=False)
-            weight = None if sample_weight is None else sample_weight[start:stop]
-            loss = model._evaluation_loss(y[start:stop], y_pred, weight, mask)
-            model._update_trackers(trackers, loss, y[start:stop], y_pred, weight, mask)
-        state = np.array(self._trackers_state(model, trackers), dtype=np.float64)
+    def reduce_results(self, accumulators, batches_seen: int):
+        """Validation: the accumulators (and the batch counts) summed over the ranks."""
+        state = np.array(self._accumulator_state(accumulators) + [batches_seen], dtype=np.float64)
         sums = self._allreduce(state, np.empty_like(state), "the validation's reduction")
-        return self._logs(model, sums)
+        return self._results(sums[:-1]) if sums[-1] else None
 
-    # ------------------------------------------------------------------------------------------------- fit
-    def fit(self, model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
-            initial_epoch, validation_batch_size, validation_freq):
-        """The loop of ``Sequential.fit`` (which has prepared the data), data-parallel; returns the History."""
-        validation = None
-        if validation_data is not None:
-            validation = (model._prepare_x(validation_data[0]), np.asarray(validation_data[1]),
-                          None if len(validation_data) < 3 or validation_data[2] is None
-                          else np.asarray(validation_data[2], dtype=np.float32))
-        self._check_ranks_agree(_fit_signature(model, x, y, sample_weight, batch_size, epochs, validation, shuffle,
-                                               initial_epoch, validation_batch_size, validation_freq))
-        self._check(model, len(x), batch_size)
-        steps = math.ceil(len(x) / batch_size)
-        callback_list = callbacks_module.CallbackList(
-            callbacks if self.is_chief else None, add_history=True, add_progbar=self.is_chief and verbose != 0,
-            model=model, verbose=verbose if self.is_chief else 0, epochs=epochs, steps=steps)
-        trackers = model._fresh_trackers()
-        model.stop_training = False
-        self.timings = {"steps": 0, "step_seconds": 0.0, "allreduce_seconds": 0.0}
-        callback_list.on_train_begin()
-        if model._initial_epoch is not None:
-            initial_epoch, model._initial_epoch = model._initial_epoch, None
-        initial_epoch = self._synchronize_start(model, initial_epoch)
-        logs: Dict[str, float] = {}
-        epoch_logs = logs
-        for epoch in range(initial_epoch, epochs):
-            model._reset_metrics(trackers)
-            callback_list.on_epoch_begin(epoch)
-            order = self._shuffle_generator.permutation(len(x)) if shuffle else np.arange(len(x))
-            if epoch == initial_epoch:
-                self._layout(model)
-            for step in range(steps):
-                stop = self.is_chief and model.stop_training  # set at the last batch's end: tell the others
-                if not stop:
-                    callback_list.on_train_batch_begin(step)
-                rows = order[step * batch_size:(step + 1) * batch_size]
-                first, last = _shard(len(rows), self.rank, self.size)
-                mine = rows[first:last]
-                batch_weight = None if sample_weight is None else sample_weight[mine]
-                step_logs, stopped = self._train_step(model, x[mine], y[mine], batch_weight, trackers, len(rows),
-                                                      stop=stop)
-                if stopped:
-                    break
-                logs = step_logs
-                callback_list.on_train_batch_end(step, logs)
-            epoch_logs = dict(logs)
-            if validation is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate(model, *validation, validation_batch_size or batch_size)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            control = np.array(self._control(model, self.is_chief and model.stop_training), dtype=np.float64)
-            control = self._allreduce(control, np.empty_like(control), "the end of an epoch")
-            if self._apply_control(model, control[0], control[1]):
-                break
-        callback_list.on_train_end(epoch_logs if epochs > initial_epoch else logs)
-        return model.history
+    def stop_after_batch(self, model) -> bool:
+        return False  # rank 0's decision reaches the others with the next step, or at the epoch's end
 
+    def stop_after_epoch(self, model) -> bool:
+        control = np.array(self._control(model, self.is_chief and model.stop_training), dtype=np.float64)
+        control = self._allreduce(control, np.empty_like(control), "the end of an epoch")
+        return self._apply_control(model, control[0], control[1])

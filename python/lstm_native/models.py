@@ -9,7 +9,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from . import callbacks as callbacks_module
 from . import cuda
 from . import data
 from ._arguments import boolean, choice, integer, number
@@ -17,8 +16,9 @@ from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import saving, utils
+from . import saving, training, utils
 from ._call_guard import inference_call, training_call
+from .strategy import SINGLE_PROCESS, Batch, Strategy
 from .layers.base import Layer
 from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
@@ -66,6 +66,16 @@ def _metric_list(name: str, identifiers) -> list:
     if not isinstance(identifiers, (list, tuple)):
         raise ValueError(f"{name}: expected a list of metrics, got {type(identifiers).__name__} {identifiers!r}")
     return list(identifiers)
+
+
+def _strategy(strategy) -> Strategy:
+    """fit's ``strategy``: None (one process) or a lstm_native.strategy.Strategy."""
+    if strategy is None:
+        return SINGLE_PROCESS
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"strategy: expected a lstm_native.strategy.Strategy (e.g. distributed.MPIStrategy), got "
+                        f"{type(strategy).__name__}")
+    return strategy
 
 
 class Sequential(WeightContainer):
@@ -252,23 +262,7 @@ class Sequential(WeightContainer):
         get their ``on_predict_*`` hooks, each batch's end with the logs ``{"outputs": the batch's outputs}``."""
         verbose = verbosity(verbose)
         batches = self._batches("x", x, None, None, batch_size, steps, shuffle=False)
-        callback_list = self._inference_callbacks(callbacks, verbose, batches.steps)
-        callback_list.on_predict_begin()
-        outputs = []
-        for step, (x_batch, _, _) in enumerate(batches.epoch()):
-            callback_list.on_predict_batch_begin(step)
-            outputs.append(self._forward(x_batch, training=False)[0])
-            callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
-        if not outputs:
-            raise ValueError("predict: x holds no samples")
-        callback_list.on_predict_end()
-        return np.concatenate(outputs, axis=0)
-
-    def _inference_callbacks(self, callbacks, verbose: int, steps: Optional[int]):
-        """The callbacks of an evaluate or predict, as Keras makes them: those given, and a progress bar unless
-        ``verbose`` is 0."""
-        return callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                             epochs=1, steps=steps)
+        return training.predict(self, batches, training.inference_callbacks(self, callbacks, verbose, batches.steps))
 
     # -- training ----------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -383,28 +377,21 @@ class Sequential(WeightContainer):
         sample_weight = self._sample_weights(y, sample_weight, class_weight)
         trackers = self._fresh_trackers()
         self._reset_metrics(trackers)  # as Keras: the logs are this batch's
-        logs = self._train_step(x, np.asarray(y), sample_weight, trackers)
+        logs = training.train_step(self, SINGLE_PROCESS, Batch(x, np.asarray(y), sample_weight, len(x)), trackers)
         return logs if return_dict else list(logs.values()) if len(logs) > 1 else logs["loss"]
 
     def _fresh_trackers(self):
         return {"loss": metrics_module.Mean(name="loss")}
 
-    def _train_step(self, x, y, sample_weight, trackers) -> Dict[str, float]:
-        y_pred, mask = self._forward(x, training=True)
-        loss = self._loss_and_backward(y, y_pred, self._masked_weights(sample_weight, mask, reduce=True))
-        self.optimizer.apply(self.trainable_weights)
-        return self._update_trackers(trackers, loss, y, y_pred, sample_weight, mask)
-
-    def _update_trackers(self, trackers, loss, y, y_pred, sample_weight, mask) -> Dict[str, float]:
+    def _update_trackers(self, trackers, loss, y, y_pred, sample_weight, mask) -> None:
         """Adds a batch to the loss tracker and the metrics (the weighted ones by ``sample_weight``, all of
-        them by the output mask, as Keras does) and returns the logs so far."""
+        them by the output mask, as Keras does)."""
         self._resolve_metrics(y, y_pred)
         trackers["loss"].update_state(loss, sample_weight=len(y))
         unweighted = self._masked_weights(None, mask, reduce=False)
         weighted = self._masked_weights(sample_weight, mask, reduce=False)
         for _, metric, is_weighted in self._metrics:
             metric.update_state(y, y_pred, sample_weight=weighted if is_weighted else unweighted)
-        return self._logs(trackers["loss"].result(), (metric.result() for _, metric, _ in self._metrics))
 
     def _logs(self, loss, metric_results) -> Dict[str, float]:
         """{"loss": loss, then each compiled metric's log name: its result}."""
@@ -490,6 +477,7 @@ class Sequential(WeightContainer):
         first step. ``strategy`` (lstm_native.distributed.MPIStrategy) trains data-parallel over MPI ranks."""
         if not self.compiled:
             raise RuntimeError("fit: compile the model first")
+        strategy = _strategy(strategy)
         batch_size = optional_count("batch_size", batch_size)
         epochs = integer("epochs", epochs, at_least=0)
         initial_epoch = integer("initial_epoch", initial_epoch, at_least=0)
@@ -504,52 +492,11 @@ class Sequential(WeightContainer):
             validation_steps)
         batches = self._batches("x", x, y, sample_weight, batch_size, steps_per_epoch, shuffle, needs_y=True,
                                 steps_name="steps_per_epoch")
-        if strategy is not None:  # the same loop, data-parallel: shards, one allreduce per step, rank 0's callbacks
-            if not isinstance(batches, data.ArrayBatches) or (validation is not None
-                                                            and not isinstance(validation, data.ArrayBatches)):
-                raise ValueError("strategy: data-parallel training takes arrays, not generators or datasets")
-            validation_data = None if validation is None else (validation.x, validation.y, validation.sample_weight)
-            return strategy.fit(self, batches.x, batches.y, self._sample_weights(batches.y, batches.sample_weight,
-                                                                                 class_weight),
-                                batches.batch_size, epochs, verbose, callbacks, validation_data, shuffle,
-                                initial_epoch, validation_batch_size, validation_freq)
-        callback_list = callbacks_module.CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
-            steps=batches.steps)
-        trackers = self._fresh_trackers()
-        self.stop_training = False
-        callback_list.on_train_begin()
-        if self._initial_epoch is not None:
-            initial_epoch, self._initial_epoch = self._initial_epoch, None
-        logs: Dict[str, float] = {}
-        epoch_logs: Dict[str, float] = {}
-        for epoch in range(initial_epoch, epochs):
-            self._reset_metrics(trackers)
-            callback_list.on_epoch_begin(epoch)
-            steps_done = 0
-            for step, (x_batch, y_batch, weight_batch) in enumerate(batches.epoch()):
-                callback_list.on_train_batch_begin(step)
-                if y_batch is None:
-                    raise ValueError(f"x: batch {step} has no targets; fit needs (x, y) batches")
-                weight_batch = self._sample_weights(y_batch, weight_batch, class_weight)
-                logs = self._train_step(x_batch, y_batch, weight_batch, trackers)
-                steps_done = step + 1
-                callback_list.count_samples(len(x_batch))
-                callback_list.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
-            if steps_done == 0:  # the batches ran out before this epoch (SourceBatches warned)
-                break
-            batches.end_epoch()
-            epoch_logs = dict(logs)
-            if validation is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_batches(validation)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training or batches.exhausted:
-                break
-        callback_list.on_train_end(epoch_logs or logs)
-        return self.history
+        arguments = {"batch_size": batches.batch_size if isinstance(batches, data.ArrayBatches) else None,
+                     "epochs": epochs, "initial_epoch": initial_epoch, "shuffle": shuffle,
+                     "validation_batch_size": validation_batch_size, "validation_freq": validation_freq,
+                     "class_weight": class_weight}
+        return training.fit(self, batches, validation, callbacks, strategy, verbose, arguments)
 
     @staticmethod
     def _check_class_weight(class_weight) -> None:
@@ -575,31 +522,13 @@ class Sequential(WeightContainer):
             raise RuntimeError("evaluate: compile the model first")
         verbose = verbosity(verbose)
         batches = self._batches("x", x, y, sample_weight, batch_size, steps, shuffle=False, needs_y=True)
-        callback_list = self._inference_callbacks(callbacks, verbose, batches.steps)
-        callback_list.on_test_begin()
-        logs = self._evaluate_batches(batches, callback_list)
+        logs = training.evaluate(self, batches,
+                                 callback_list=training.inference_callbacks(self, callbacks, verbose, batches.steps))
         if not logs:
             raise ValueError("evaluate: x yielded no batches")
-        callback_list.on_test_end(logs)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
-
-    def _evaluate_batches(self, batches, callback_list=None) -> Dict[str, float]:
-        callback_list = callbacks_module.CallbackList() if callback_list is None else callback_list
-        trackers = self._fresh_trackers()
-        self._reset_metrics(trackers)  # as Keras: evaluation restarts the compiled metrics
-        logs: Dict[str, float] = {}
-        for step, (x_batch, y_batch, weight_batch) in enumerate(batches.epoch()):
-            callback_list.on_test_batch_begin(step)
-            if y_batch is None:
-                raise ValueError(f"{batches.name}: a batch without targets; evaluation needs (x, y) batches")
-            y_pred, mask = self._forward(x_batch, training=False)
-            loss = self._evaluation_loss(y_batch, y_pred, weight_batch, mask)
-            logs = self._update_trackers(trackers, loss, y_batch, y_pred, weight_batch, mask)
-            callback_list.on_test_batch_end(step, logs)
-        batches.end_epoch()
-        return logs
 
     # -- configuration and files ----------------------------------------------------------------------------
     def get_config(self) -> dict:

@@ -3,6 +3,7 @@ ids (labels, token ids)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Optional
 
@@ -37,6 +38,18 @@ def generator_from_state(state) -> np.random.Generator:
     except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise ValueError(f"not a PCG64 generator state: {error!r}") from None
     return np.random.Generator(bit_generator)
+
+
+@contextlib.contextmanager
+def using_generator(generator: np.random.Generator):
+    """Within the block, :func:`generator` (without a seed) returns ``generator`` instead of the library's
+    own (a data-parallel strategy draws each process' dropout masks from one of its own)."""
+    global _generator
+    saved, _generator = _generator, generator
+    try:
+        yield
+    finally:
+        _generator = saved
 
 
 def get_rng_state() -> dict:
