@@ -1,5 +1,5 @@
 // Internals shared by the CUDA forward and backward passes: error checks, the cuBLAS handle, row-major GEMMs,
-// the device Philox4x32-10 (bit-exact with cpp/src/masks_cpu.hpp) and small elementwise kernels.
+// the mask kernels (the generator of cpp/common/masks.hpp, as the CPU's) and small elementwise kernels.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -13,7 +13,8 @@
 #include "lstm_native/backward.hpp"
 #include "lstm_native/cuda.hpp"
 #include "lstm_native/forward.hpp"
-#include "../src/sequence_checks.hpp"
+#include "../common/masks.hpp"
+#include "../common/sequence_checks.hpp"
 
 namespace lstm_native::cuda::detail {
 
@@ -57,40 +58,15 @@ class Scratch {
   cudaStream_t stream_;
 };
 
-// ---- Philox4x32-10, as cpp/src/masks_cpu.hpp ----
+// ---- regularization masks (cpp/common/masks.hpp) ----
 
-enum MaskStream : std::uint32_t {
-  kInputDropout = 1,
-  kRecurrentDropout = 2,
-  kZoneoutH = 3,
-  kZoneoutC = 4,
-  kWeightDrop = 5,
-};
-
-inline std::uint32_t rate_threshold(double rate) { return static_cast<std::uint32_t>(rate * 65536.0 + 0.5); }
-
-// The 16-bit uniform of element e of `stream`: lane e mod 8 of philox4x32_10({e/8 lo, e/8 hi, stream, 0},
-// {seed lo, seed hi}), i.e. half e mod 2 of word (e mod 8) / 2 (regularization.hpp).
-__host__ __device__ inline std::uint32_t philox_uniform16(std::uint64_t seed, std::uint32_t stream, std::uint64_t element) {
-  const std::uint64_t block = element / 8;
-  std::uint32_t c0 = std::uint32_t(block), c1 = std::uint32_t(block >> 32), c2 = stream, c3 = 0u;
-  std::uint32_t k0 = std::uint32_t(seed), k1 = std::uint32_t(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    const std::uint64_t p0 = std::uint64_t(0xD2511F53u) * c0, p1 = std::uint64_t(0xCD9E8D57u) * c2;
-    const std::uint32_t lo0 = std::uint32_t(p0), hi0 = std::uint32_t(p0 >> 32);
-    const std::uint32_t lo1 = std::uint32_t(p1), hi1 = std::uint32_t(p1 >> 32);
-    const std::uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c1 = lo1, c3 = lo0, c0 = n0, c2 = n2;
-    k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
-  }
-  const unsigned lane = unsigned(element % 8);
-  const std::uint32_t word = lane < 2 ? c0 : lane < 4 ? c1 : lane < 6 ? c2 : c3;
-  return (word >> (16 * (lane % 2))) & 0xFFFFu;
-}
+using lstm_native::detail::MaskStream;
+using lstm_native::detail::philox_uniform16;
+using lstm_native::detail::rate_threshold;
 
 // out[k] = (u(first + k) < threshold ? hit : miss), k in [0, count).
 template <class T>
-__global__ void fill_mask_kernel(std::uint64_t seed, std::uint32_t stream, std::uint64_t first, std::int64_t count,
+__global__ void fill_mask_kernel(std::uint64_t seed, MaskStream stream, std::uint64_t first, std::int64_t count,
                                  std::uint32_t threshold, T hit, T miss, T* out) {
   for (std::int64_t k = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; k < count;
        k += std::int64_t(gridDim.x) * blockDim.x)
@@ -122,12 +98,12 @@ inline unsigned blocks_for(std::int64_t count) {
   return unsigned(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
 }
 
-// Inverted dropout mask of count elements: 0 with probability rate, else 1/(1-rate) (masks_cpu.hpp).
+// Inverted dropout mask of count elements: 0 with probability rate, else 1/(1-rate) (as the CPU's).
 template <class T>
 void fill_dropout_mask(std::uint64_t seed, MaskStream stream, std::int64_t count, double rate, T* out,
                        cudaStream_t cuda_stream) {
   fill_mask_kernel<T><<<blocks_for(count), kThreads, 0, cuda_stream>>>(
-      seed, std::uint32_t(stream), 0, count, rate_threshold(rate), T(0), T(1.0 / (1.0 - rate)), out);
+      seed, stream, 0, count, rate_threshold(rate), T(0), T(1.0 / (1.0 - rate)), out);
   LSTM_NATIVE_CUDA_LAUNCHED();
 }
 
@@ -196,8 +172,8 @@ void copy_or_zero(T* dst, const T* src, std::int64_t count, cudaStream_t stream)
     LSTM_NATIVE_CUDA_CHECK(cudaMemsetAsync(dst, 0, sizeof(T) * count, stream));
 }
 
-// The training workspace's layout, the forward buffers and the argument checks are the CPU backend's
-// (cpp/src/sequence_checks.hpp).
+// The training workspace's layout, the forward buffers and the argument checks are both backends'
+// (cpp/common/sequence_checks.hpp).
 using lstm_native::detail::ForwardBuffers;
 using lstm_native::detail::validate_backward;
 using lstm_native::detail::validate_forward;
@@ -227,8 +203,8 @@ __device__ inline void zoneout_weights(const ZoneoutArgs& z, std::int64_t t, std
     return;
   }
   const std::uint64_t e = std::uint64_t((t * B + b) * H + j);
-  d_h = philox_uniform16(z.seed, kZoneoutH, e) < z.threshold_h ? T(1) : T(0);
-  d_c = philox_uniform16(z.seed, kZoneoutC, e) < z.threshold_c ? T(1) : T(0);
+  d_h = philox_uniform16(z.seed, MaskStream::kZoneoutH, e) < z.threshold_h ? T(1) : T(0);
+  d_c = philox_uniform16(z.seed, MaskStream::kZoneoutC, e) < z.threshold_c ? T(1) : T(0);
 }
 
 inline ZoneoutArgs zoneout_args(const Regularization& reg, bool training) {
@@ -248,11 +224,11 @@ struct CallMasks {
         weight(reg.weight_drop > 0 ? output_size(config) * 4 * config.hidden_size : 0, stream),
         U(reg.weight_drop > 0 ? output_size(config) * 4 * config.hidden_size : 0, stream) {
     const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
-    if (input.get()) fill_dropout_mask(reg.seed, kInputDropout, B * I, reg.dropout, input.get(), stream);
+    if (input.get()) fill_dropout_mask(reg.seed, MaskStream::kInputDropout, B * I, reg.dropout, input.get(), stream);
     if (recurrent.get())
-      fill_dropout_mask(reg.seed, kRecurrentDropout, B * Ho, reg.recurrent_dropout, recurrent.get(), stream);
+      fill_dropout_mask(reg.seed, MaskStream::kRecurrentDropout, B * Ho, reg.recurrent_dropout, recurrent.get(), stream);
     if (weight.get()) {
-      fill_dropout_mask(reg.seed, kWeightDrop, Ho * 4 * H, reg.weight_drop, weight.get(), stream);
+      fill_dropout_mask(reg.seed, MaskStream::kWeightDrop, Ho * 4 * H, reg.weight_drop, weight.get(), stream);
       multiply(static_cast<const T*>(weight.get()), U_given, U.get(), Ho * 4 * H, stream);
     }
   }

@@ -1,6 +1,6 @@
 // Internals shared by the CPU forward and backward passes: matrix views and the parallel loop over batch
 // rows (the workspace's layout and the argument checks, which the CUDA backend shares, are in
-// sequence_checks.hpp).
+// cpp/common/sequence_checks.hpp).
 #pragma once
 
 #include <algorithm>
@@ -12,7 +12,7 @@
 #include "lstm_native/backward.hpp"
 #include "lstm_native/forward.hpp"
 #include "lstm_native/threads.hpp"
-#include "sequence_checks.hpp"
+#include "../common/sequence_checks.hpp"
 
 namespace lstm_native::detail {
 

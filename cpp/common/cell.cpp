@@ -2,7 +2,7 @@
 
 #include <cmath>
 #include "lstm_native/regularization.hpp"
-#include "masks_cpu.hpp"
+#include "masks.hpp"
 
 #include <stdexcept>
 
@@ -117,7 +117,9 @@ void validate(const Regularization& regularization) {
 }
 
 std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter, std::array<std::uint32_t, 2> key) {
-  return detail::philox4x32_10(counter, key);
+  const detail::PhiloxBlock out =
+      detail::philox4x32_10({{counter[0], counter[1], counter[2], counter[3]}}, key[0], key[1]);
+  return {out.word[0], out.word[1], out.word[2], out.word[3]};
 }
 
 template void validate<float>(const CellConfig&, const Weights<float>&);

@@ -1,6 +1,6 @@
-// What every backend (the CPU's here, the CUDA one in cpp/cuda/) shares about a sequence call: the
+// What both backends (the CPU's in cpp/src/, the CUDA one in cpp/cuda/) share about a sequence call: the
 // training workspace's layout, where a forward pass's per-step buffers live, and the checks of a call's
-// arguments. No Eigen and no CUDA in here.
+// arguments (sequence_checks.cpp, in the lstm_native_common library that both link). No Eigen and no CUDA in here.
 #pragma once
 
 #include <cstdint>
