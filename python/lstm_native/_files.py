@@ -122,28 +122,32 @@ def replace_file(filepath, write: Callable[[BinaryIO], None]) -> None:
     directory, name = os.path.split(target)
     _remove_stale_temporaries(directory, name)
     temporary = os.path.join(directory, _temporary_prefix(name) + secrets.token_hex(_RANDOM_DIGITS // 2) + ".tmp")
+    nothing_to_remove = False  # once renamed over the target, or when the name is another writer's
+    # The temporary is created inside the try, so that a signal handled right after its creation (a Ctrl-C,
+    # a SIGTERM handler that raises) still removes it.
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as error:
-        raise _write_error(path, error) from None
-    renamed = False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)  # tells other writers' cleanups that this one is alive
-        if mode is not None:
-            os.fchmod(descriptor, mode)
-        with open(descriptor, "wb", closefd=False) as file:
-            write(file)
-        os.fsync(descriptor)
-        os.replace(temporary, target)
-        renamed = True
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)  # tells other writers' cleanups that this one is alive
+            if mode is not None:
+                os.fchmod(descriptor, mode)
+            with open(descriptor, "wb", closefd=False) as file:
+                write(file)
+            os.fsync(descriptor)
+            os.replace(temporary, target)
+            nothing_to_remove = True
+        finally:
+            os.close(descriptor)
         _fsync_directory(directory)
+    except FileExistsError as error:  # O_EXCL: that name is another writer's temporary, never ours to remove
+        nothing_to_remove = True
+        raise _write_error(path, error) from None
     except OSError as error:
         raise _write_error(path, error) from None
     finally:
-        if not renamed:
+        if not nothing_to_remove:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(temporary)
-        os.close(descriptor)
 
 
 def _write_error(path: str, error: OSError) -> OSError:
