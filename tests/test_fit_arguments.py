@@ -348,3 +348,27 @@ def test_the_progress_bar_reports_samples_per_second(verbose, capsys):
         rate = re.search(r"/step - ([\d,]+) samples/s", line)
         assert rate, line
         assert int(rate.group(1).replace(",", "")) > 0
+
+
+def test_fit_validation_calls_the_test_hooks_as_keras_does():
+    """Keras' fit validates through evaluate with fit's callbacks: on_test_begin, a begin and an end per
+    validation batch, on_test_end with the validation logs, once per validated epoch."""
+    x, y = data()
+    calls = []
+
+    class Recorder(callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            calls.append(("begin",))
+
+        def on_test_batch_end(self, batch, logs=None):
+            calls.append(("batch", batch, sorted(logs)))
+
+        def on_test_end(self, logs=None):
+            calls.append(("end", sorted(logs)))
+
+    history = model().fit(x, y, batch_size=6, epochs=2, verbose=0, validation_data=data(8, seed=1),
+                          validation_batch_size=5, callbacks=[Recorder()]).history
+    per_epoch = [("begin",), ("batch", 0, ["accuracy", "loss"]), ("batch", 1, ["accuracy", "loss"]),
+                 ("end", ["accuracy", "loss"])]
+    assert calls == per_epoch * 2
+    assert sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]

@@ -49,8 +49,8 @@ def inference_callbacks(model, callbacks, verbose: int, steps):
 
 def evaluate(model, batches, strategy: Strategy = SINGLE_PROCESS, callback_list=None) -> Dict[str, float]:
     """The loss and metrics over ``batches`` (restarting the compiled metrics, as Keras does); {} when no
-    process saw a batch. ``callback_list`` (evaluate's own, not fit's validation) gets the ``on_test_*`` hooks,
-    each batch's end with this process' logs so far."""
+    process saw a batch. ``callback_list`` (evaluate's own, or fit's for its validation) gets the ``on_test_*``
+    hooks, each batch's end with this process' logs so far."""
     callback_list = callbacks_module.CallbackList() if callback_list is None else callback_list
     trackers = model._fresh_trackers()
     model._reset_metrics(trackers)
@@ -132,7 +132,9 @@ def fit(model, batches, validation, callbacks, strategy: Strategy, verbose: int,
         batches.end_epoch()
         epoch_logs = dict(logs)
         if validation is not None and (epoch + 1) % validation_freq == 0:
-            epoch_logs.update({f"val_{k}": v for k, v in evaluate(model, validation, strategy).items()})
+            # as Keras' fit, whose validation is an evaluate with fit's callbacks (the progress bar stays quiet)
+            val_logs = evaluate(model, validation, strategy, callback_list)
+            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
         if strategy.stop_after_epoch(model) or batches.exhausted:
             break

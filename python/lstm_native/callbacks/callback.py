@@ -55,8 +55,7 @@ class Callback:
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
-        """Called before a batch of ``evaluate`` (Keras calls the ``on_test_*`` hooks in ``fit``'s validation
-        too; lstm_native's ``fit`` does not)."""
+        """Called before a batch of ``evaluate``, and of ``fit``'s validation (as Keras does)."""
 
     def on_test_batch_end(self, batch, logs=None):
         """Called after a batch of ``evaluate``, with the loss and metrics so far."""
