@@ -5,8 +5,8 @@ process, float32.
   training step (forward + backward): B=64, T=100, I=H=512 and I=H=1024, peephole None and diagonal
   inference latency:                  B=1, 2, 4, 8, 16, T=100, I=H=512 and 1024, with our persistent kernel and without
 
-Ours is timed device-resident (lstm_native._core.cuda_forward(repeats=N): the data uploaded once, each call
-synchronized); PyTorch likewise with torch.cuda.synchronize(). Medians of --repeats runs after a warm-up. FLOPs
+Ours is timed device-resident (lstm_native._cuda_bench.timings(repeats=N), a module of CUDA builds for this
+benchmark: the data uploaded once, each call synchronized); PyTorch likewise with torch.cuda.synchronize(). Medians of --repeats runs after a warm-up. FLOPs
 of a training step: 3 * 2*T*B*(I+H)*4H (docs/DESIGN.md §6); inference: a third of that.
 
 Exits with a clear message (status 2) when there is no CUDA build, no GPU, or no CUDA-enabled PyTorch.
@@ -47,10 +47,11 @@ def main():
     args = parser.parse_args()
 
     import lstm_native
-    from lstm_native import _core, cuda
+    from lstm_native import cuda
 
     if not lstm_native.with_cuda:
         fail("this lstm_native build has no CUDA backend (build with -Ccmake.define.LSTM_NATIVE_CUDA=ON)")
+    from lstm_native import _cuda_bench
     if not cuda.is_available():
         fail("no CUDA device usable (lstm_native.cuda.device_count() == 0)")
     try:
@@ -95,7 +96,7 @@ def main():
                       b=np.zeros(4 * H, np.float32),
                       p=None if peephole is None else rng.uniform(-0.5, 0.5, (3, H)).astype(np.float32))
         dy = rng.standard_normal((B, T, H), dtype=np.float32) if training else None
-        seconds = _core.cuda_forward(**arrays, peephole=peephole or "none", training=training, dy=dy, repeats=repeats)
+        seconds = _cuda_bench.timings(**arrays, peephole=peephole or "none", training=training, dy=dy, repeats=repeats)
         return statistics.median(seconds)
 
     def torch_lstm(B, T, I, H, training, repeats):

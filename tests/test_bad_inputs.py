@@ -570,6 +570,83 @@ def test_valid_step_runs(rng, api):
     assert h.shape == c.shape == (B, H) and np.isfinite(h).all() and np.isfinite(c).all()
 
 
+# ------------------------------------------------------------------- the cell's arguments, in every function
+
+
+def core_cell_functions(problem):
+    """Each native function of the cell (forward, backward, step, trace) as a call with `problem`'s valid
+    arguments, to which a test adds or overrides cell arguments."""
+    P = problem
+    cell = dict(W=P["W"], U=P["U"], b=P["b"], p=P["p"], peephole=core_name(P["peephole"]),
+                output_peephole_source=P["output_peephole_source"])
+    sequence = dict(x=P["x"], h0=P["h0"], c0=P["c0"], mask=core_mask(P["mask"]))
+    workspace = _core.forward(**sequence, **cell, training=True)[3]
+    return {
+        "forward": lambda **kw: _core.forward(**sequence, **{**cell, **kw}),
+        "backward": lambda **kw: _core.backward(mask=sequence["mask"], workspace=workspace, batch=B, time=T,
+                                                **{**cell, **kw}),
+        "step": lambda **kw: _core.step(x=P["x"][:, 0].copy(), h=P["h0"], c=P["c0"], **{**cell, **kw}),
+        "trace": lambda **kw: _core.trace(**sequence, **{**cell, **kw}),
+    }
+
+
+CELL_ARGUMENT_CASES = [
+    ("peephole_unknown", dict(peephole="diag"), ValueError, "peephole"),
+    ("output_peephole_source_unknown", dict(output_peephole_source="past"), ValueError, "output_peephole_source"),
+    ("dropout_one", dict(dropout=1.0), ValueError, "dropout"),
+    ("recurrent_dropout_negative", dict(recurrent_dropout=-0.1), ValueError, "recurrent_dropout"),
+    ("zoneout_h_nan", dict(zoneout_h=float("nan")), ValueError, "zoneout_h"),
+    ("weight_drop_large", dict(weight_drop=2.0), ValueError, "weight_drop"),
+    ("U_shape", dict(U=np.ones((H, 4 * H + 1))), ValueError, "U"),
+    ("W_not_an_array", dict(W=[[1.0]]), TypeError, "W"),
+    ("W_hr_0d", dict(W_hr=np.array(1.0)), ValueError, "W_hr"),
+]
+
+
+@pytest.mark.parametrize("edit, exception, name",
+                         [pytest.param(e, x, n, id=i) for i, e, x, n in CELL_ARGUMENT_CASES])
+def test_core_cell_arguments_are_refused_alike_by_every_function(rng, edit, exception, name):
+    """The cell's keyword arguments are declared and parsed once for every native function: the same bad
+    argument gives the same error, with the same message, from each."""
+    messages = {}
+    for function, call in core_cell_functions(make_problem(rng)).items():
+        with raises_naming(exception, name) as info:
+            call(**edit)
+        check_not_generic(info)
+        messages[function] = str(info.value)
+    assert len(set(messages.values())) == 1, messages
+
+
+@pytest.mark.parametrize("name, value", [("dropout", 0.2), ("recurrent_dropout", 0.2), ("zoneout_h", 0.1),
+                                         ("zoneout_c", 0.1), ("weight_drop", 0.3), ("seed", 7),
+                                         ("zero_output_for_mask", True)])
+def test_core_trace_refuses_what_it_cannot_honour(rng, name, value):
+    """trace reads a forward pass without regularization and returns the states, not the outputs: an argument
+    that asks for anything else is refused, naming it, rather than ignored."""
+    with raises_naming(ValueError, name) as info:
+        core_cell_functions(make_problem(rng))["trace"](**{name: value})
+    check_not_generic(info)
+    assert "trace" in str(info.value)
+
+
+def test_core_step_is_one_step_of_inference_forward(rng):
+    """step takes every cell argument with forward(training=False)'s meaning over one step: zoneout acts as its
+    expectation; the dropouts, the seed and zero_output_for_mask (no mask) change nothing."""
+    problem = make_problem(rng)
+    step = core_cell_functions(problem)["step"]
+    rates = dict(dropout=0.3, recurrent_dropout=0.2, zoneout_h=0.1, zoneout_c=0.2, weight_drop=0.4, seed=11,
+                 zero_output_for_mask=True)
+    h, c = step(**rates)
+    _, h_want, c_want, _ = _core.forward(x=problem["x"][:, :1].copy(), h0=problem["h0"], c0=problem["c0"],
+                                         W=problem["W"], U=problem["U"], b=problem["b"], p=problem["p"],
+                                         peephole=core_name(problem["peephole"]), **rates)
+    np.testing.assert_allclose(h, h_want, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(c, c_want, rtol=0, atol=1e-14)
+    zoneout_only = step(zoneout_h=0.1, zoneout_c=0.2)
+    assert all(np.array_equal(a, b) for a, b in zip((h, c), zoneout_only))
+    assert not np.allclose(h, step()[0])  # zoneout acted
+
+
 # ------------------------------------------------------------------------------------------------- NaN
 
 

@@ -10,7 +10,9 @@ before any device work are tested everywhere."""
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -29,6 +31,7 @@ GRAD_NAMES = ("dx", "dh0", "dc0", "dW", "dU", "db", "dp", "dW_hr")
 RATES = {"none": {}, **support.RATES}
 SEED = support.SEED
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
+NATIVE_PASSES = {"cpu": ("forward", "backward"), "cuda": ("cuda_forward", "cuda_backward")}
 
 
 def test_availability_api_never_raises():
@@ -40,6 +43,25 @@ def test_availability_api_never_raises():
     if not lstm_native.with_cuda:
         assert count == 0 and not cuda.is_available()
         assert not hasattr(_core, "cuda_forward")
+
+
+def test_the_cuda_surface_is_the_cpus():
+    """The GPU functions take the CPU functions' keyword arguments (one declaration in the binding): in a CUDA
+    build their signatures are forward's and backward's; the old modes and benchmark timings are gone from
+    _core. In a CPU-only build no CUDA name exists (and no benchmark module)."""
+    for removed in ("cuda_forward_training", "CudaTrainingState", "timings"):
+        assert not hasattr(_core, removed), removed
+    if not lstm_native.with_cuda:
+        for name in ("cuda_forward", "cuda_backward", "CudaWorkspace"):
+            assert not hasattr(_core, name), name
+        with pytest.raises(ImportError):
+            importlib.import_module("lstm_native._cuda_bench")
+        return
+    signature = lambda function: function.__doc__.splitlines()[0].split("(", 1)[1]  # noqa: E731
+    assert signature(_core.cuda_forward) == signature(_core.forward)
+    assert signature(_core.cuda_backward) == signature(_core.backward)
+    assert "repeats" not in signature(_core.cuda_forward)
+    assert callable(importlib.import_module("lstm_native._cuda_bench").timings)
 
 
 def test_cpu_only_build_reports_no_device():
@@ -123,21 +145,26 @@ def case(rng, peephole, dtype, B=5, T=6, I=7, H=8, masked=True, P=None):
     return dict(x=x, h0=h0, c0=c0, mask=mask, **params), dict(dy=dy, dh_n=dh_n, dc_n=dc_n)
 
 
-def cpu_run(arrays, grads_in, peephole, source, zero_output, training, rates):
+def core_run(device, arrays, grads_in, peephole, source, zero_output, training, rates):
+    """The device's native forward, then with training its backward: the same calls on both devices."""
+    forward, backward = (getattr(_core, name) for name in NATIVE_PASSES[device])
     kw = dict(peephole=peephole or "none", output_peephole_source=source, zero_output_for_mask=zero_output, **rates)
-    y, h, c, ws = _core.forward(**arrays, training=training, seed=SEED, **kw)
+    y, h, c, ws = forward(**arrays, training=training, seed=SEED, **kw)
+    assert (ws is None) == (not training)
     if not training:
         return (y, h, c)
     B, T = arrays["x"].shape[:2]
     weights = {k: arrays.get(k) for k in ("W", "U", "b", "p", "W_hr")}
-    grads = _core.backward(**weights, mask=arrays["mask"], **grads_in, workspace=ws, batch=B, time=T, seed=SEED, **kw)
+    grads = backward(**weights, mask=arrays["mask"], **grads_in, workspace=ws, batch=B, time=T, seed=SEED, **kw)
     return (y, h, c) + tuple(grads[:8])
 
 
-def gpu_run(arrays, grads_in, peephole, source, zero_output, training, rates):
-    kw = dict(peephole=peephole or "none", output_peephole_source=source, zero_output_for_mask=zero_output, **rates)
-    extra = grads_in if training else {}
-    return _core.cuda_forward(**arrays, training=training, seed=SEED, **kw, **extra)
+def cpu_run(*args):
+    return core_run("cpu", *args)
+
+
+def gpu_run(*args):
+    return core_run("cuda", *args)
 
 
 def assert_close(got, want, dtype, names):
@@ -249,19 +276,106 @@ def test_ops_on_cuda_match_the_cpu(rng, dtype, name):
         ops.lstm_backward(context, dy=grads_in["dy"])
 
 
+def cuda_training_forward(arrays, **rates):
+    """cuda_forward(training=True) -> (y, h, c, workspace) and the keyword arguments of its cuda_backward."""
+    y, h, c, workspace = _core.cuda_forward(**arrays, training=True, seed=SEED, **rates)
+    assert isinstance(workspace, _core.CudaWorkspace)
+    B, T = arrays["x"].shape[:2]
+    backward_args = dict({k: arrays[k] for k in ("W", "U", "b", "p", "mask")}, workspace=workspace, batch=B, time=T,
+                         seed=SEED, **rates)
+    return (y, h, c, workspace), backward_args
+
+
 @requires_gpu
-def test_cuda_backward_consumes_its_state_once(rng):
+def test_cuda_backward_consumes_its_workspace_once(rng):
     arrays, grads_in = case(rng, "diagonal", np.float32)
-    y, h, c, state = _core.cuda_forward_training(**arrays, seed=SEED)
-    with pytest.raises(ValueError, match="dy"):  # a bad argument leaves the state usable
-        _core.cuda_backward(state, dy=grads_in["dy"][:, :-1].copy())
+    (y, h, c, _), backward_args = cuda_training_forward(arrays)
+    with pytest.raises(ValueError, match="dy"):  # a bad argument leaves the workspace usable
+        _core.cuda_backward(**backward_args, dy=grads_in["dy"][:, :-1].copy())
     with pytest.raises(TypeError, match="dy"):
-        _core.cuda_backward(state, dy=grads_in["dy"].astype(np.float64))
-    got = _core.cuda_backward(state, **grads_in)
+        _core.cuda_backward(**backward_args, dy=grads_in["dy"].astype(np.float64))
+    got = _core.cuda_backward(**backward_args, **grads_in)
     want = cpu_run(arrays, grads_in, "diagonal", "current", False, True, {})
     assert_close((y, h, c) + tuple(got), want, np.float32, ("y", "h_n", "c_n") + GRAD_NAMES)
     with pytest.raises(ValueError, match="consumed"):
-        _core.cuda_backward(state, **grads_in)
+        _core.cuda_backward(**backward_args, **grads_in)
+
+
+@requires_gpu
+@pytest.mark.parametrize(("edit", "name"), [
+    (dict(batch=4), "batch"), (dict(time=7), "time"), (dict(seed=SEED + 1), "seed"),
+    (dict(dropout=0.1), "dropout"), (dict(zoneout_c=0.2), "zoneout_c"), (dict(peephole="none", p=None), "peephole"),
+    (dict(output_peephole_source="previous"), "output_peephole_source"),
+    (dict(zero_output_for_mask=True), "zero_output_for_mask"),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_cuda_backward_refuses_a_workspace_made_for_other_arguments(rng, edit, name):
+    """A workspace belongs to the dims, configuration and regularization of its forward: another of them is
+    refused (naming it) before the workspace is touched, which stays usable."""
+    arrays, grads_in = case(rng, "diagonal", np.float32)
+    _, backward_args = cuda_training_forward(arrays, zoneout_h=0.1)
+    with pytest.raises(ValueError, match=f"^{name}: .*the workspace was made by a cuda_forward"):
+        _core.cuda_backward(**{**backward_args, **edit}, **grads_in)
+    got = _core.cuda_backward(**backward_args, **grads_in)
+    assert_close(got, cpu_run(arrays, grads_in, "diagonal", "current", False, True, dict(zoneout_h=0.1))[3:],
+                 np.float32, GRAD_NAMES)
+
+
+@requires_gpu
+def test_cuda_backward_refuses_a_workspace_of_other_sizes_or_dtype(rng):
+    arrays, grads_in = case(rng, "diagonal", np.float32)
+    _, backward_args = cuda_training_forward(arrays)
+    wider = case(rng, "diagonal", np.float32, I=9)[0]
+    with pytest.raises(ValueError, match="^W \\(input size\\): 9, but the workspace"):
+        _core.cuda_backward(**{**backward_args, "W": wider["W"]}, **grads_in)
+    as_float64 = {k: backward_args[k].astype(np.float64) for k in ("W", "U", "b", "p")}
+    with pytest.raises(ValueError, match="workspace: made by a cuda_forward of another dtype"):
+        _core.cuda_backward(**{**backward_args, **as_float64})
+    _core.cuda_backward(**backward_args, **grads_in)  # still usable
+
+
+@requires_gpu
+def test_racing_cuda_backwards_consume_the_workspace_once(rng):
+    arrays, grads_in = case(rng, "diagonal", np.float32, B=16, T=40, I=32, H=64)
+    _, backward_args = cuda_training_forward(arrays)
+    outcomes, barrier = [], threading.Barrier(4)
+
+    def run():
+        barrier.wait()
+        try:
+            outcomes.append(len(_core.cuda_backward(**backward_args, **grads_in)))
+        except ValueError as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(8) == 1, outcomes
+    assert all("consumed" in outcome for outcome in outcomes if outcome != 8)
+
+
+@requires_gpu
+def test_cuda_forward_without_return_sequences(rng):
+    arrays, _ = case(rng, "diagonal", np.float32)
+    y, h, c, workspace = _core.cuda_forward(**arrays)
+    none, h_final, c_final, no_workspace = _core.cuda_forward(**arrays, return_sequences=False)
+    assert none is None and workspace is None and no_workspace is None
+    assert_close((h_final, c_final), (h, c), np.float32, ("h_n", "c_n"))
+
+
+@requires_cuda_build
+def test_cuda_functions_refuse_workspaces_of_the_wrong_kind(rng):
+    """Checked before any device work: cuda_forward allocates its own workspace (none is given), and
+    cuda_backward takes only a CudaWorkspace."""
+    arrays, grads_in = case(rng, "diagonal", np.float32)
+    with pytest.raises(ValueError, match="workspace: cuda_forward allocates"):
+        _core.cuda_forward(**arrays, training=True, workspace=np.zeros(10_000, np.float32))
+    B, T = arrays["x"].shape[:2]
+    cpu_workspace = _core.forward(**arrays, training=True)[3]
+    with pytest.raises(TypeError, match="workspace: expected the CudaWorkspace of cuda_forward"):
+        _core.cuda_backward(**{k: arrays[k] for k in ("W", "U", "b", "p", "mask")}, **grads_in,
+                            workspace=cpu_workspace, batch=B, time=T)
 
 
 def small_model(device, seed):

@@ -33,7 +33,7 @@ def run_both(arrays, peephole, source, zero_output, rates, monkeypatch, persiste
     a number of units per block, as LSTM_NATIVE_CUDA_PERSISTENT takes them."""
     kw = dict(peephole=peephole or "none", output_peephole_source=source, zero_output_for_mask=zero_output, **rates)
     monkeypatch.setenv("LSTM_NATIVE_CUDA_PERSISTENT", str(int(persistent)))
-    gpu = _core.cuda_forward(**arrays, training=False, **kw)
+    gpu = _core.cuda_forward(**arrays, training=False, **kw)[:3]
     cpu = _core.forward(**arrays, training=False, **kw)[:3]
     return gpu, cpu
 

@@ -14,7 +14,8 @@ import pytest
 
 import lstm_native
 
-MODULES = sorted(pathlib.Path(lstm_native.__file__).parent.glob("_core*.so"))
+PACKAGE = pathlib.Path(lstm_native.__file__).parent
+MODULES = sorted([*PACKAGE.glob("_core*.so"), *PACKAGE.glob("_cuda_bench*.so")])  # the latter: CUDA builds
 # Itanium-mangled prefixes: lstm_native::, std::basic_ostream, std::basic_istream, std::locale
 LOCAL_PREFIXES = ("_ZN11lstm_native", "_ZNSo", "_ZNSi", "_ZNSt6locale")
 

@@ -1,6 +1,6 @@
-// What module.cpp and cuda_bindings.cpp share: checks of the numpy arrays a call receives (the call's dtype,
-// C-contiguous and aligned, never copied), new output arrays, and the parsing of the cell's configuration and
-// regularization from the keyword arguments.
+// What the binding's sources share: checks of the numpy arrays a call receives (the call's dtype,
+// C-contiguous and aligned, never copied), new output arrays, and the one declaration of the cell's keyword
+// arguments (def_cell_function), with the configuration and regularization parsed from them.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -116,10 +116,10 @@ inline CellConfig config_of(const py::object& W, const py::object& U, const py::
   return config_from_shapes(shape("W", W), shape("U", U), v.peephole, v.source, zero_output_for_mask, projection_shape);
 }
 
-// The arguments of a whole-sequence forward call: the arrays as Python gave them (the callee checks them),
-// the cell's configuration and the regularization parsed.
-struct ForwardArguments {
-  py::object x, W, U, b, p, W_hr, h0, c0, mask;
+// The arguments every binding of the cell shares: the weights as Python gave them (checked where they are
+// used), the cell's configuration and the regularization, parsed once.
+struct CellArguments {
+  py::object W, U, b, p, W_hr;
   CellConfig config;
   Regularization regularization;
 
@@ -129,32 +129,77 @@ struct ForwardArguments {
   }
 };
 
-// Defines the keyword-only function m.<name>(x, W, U, b=None, p=None, W_hr=None, h0=None, c0=None, mask=None,
-// peephole="diagonal", output_peephole_source="current", zero_output_for_mask=False, dropout=0,
-// recurrent_dropout=0, zoneout_h=0, zoneout_c=0, weight_drop=0, seed=0, <extra>) as
-// fn(const ForwardArguments&, Rest...): `Rest` are the C++ types of the further keyword arguments that
-// `extra` declares (py::arg, in the same order), followed by the docstring.
+// Defines the keyword-only function m.<name>(W, U, b=None, p=None, W_hr=None, peephole="diagonal",
+// output_peephole_source="current", zero_output_for_mask=False, dropout=0, recurrent_dropout=0, zoneout_h=0,
+// zoneout_c=0, weight_drop=0, seed=0, <extra>) as fn(const CellArguments&, Rest...): `Rest` are the C++ types
+// of the further keyword arguments that `extra` declares (py::arg, in the same order), followed by the
+// docstring. The one declaration of the cell's arguments: every binding of the cell is defined through it.
 template <class... Rest, class Fn, class... Extra>
-void def_forward(py::module_& m, const char* name, Fn fn, const Extra&... extra) {
+void def_cell_function(py::module_& m, const char* name, Fn fn, const Extra&... extra) {
   m.def(
       name,
-      [fn](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
-           const py::object& W_hr, const py::object& h0, const py::object& c0, const py::object& mask,
+      [fn](const py::object& W, const py::object& U, const py::object& b, const py::object& p, const py::object& W_hr,
            const std::string& peephole, const std::string& output_peephole_source, bool zero_output_for_mask,
            double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c, double weight_drop,
            std::uint64_t seed, Rest... rest) {
-        const ForwardArguments args{
-            x, W, U, b, p, W_hr, h0, c0, mask,
+        const CellArguments cell{
+            W, U, b, p, W_hr,
             config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), zero_output_for_mask),
             regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed)};
-        return fn(args, rest...);
+        return fn(cell, rest...);
       },
-      py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
-      py::arg("W_hr") = py::none(), py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
-      py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
+      py::kw_only(), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
+      py::arg("W_hr") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
       py::arg("zero_output_for_mask") = false, py::arg("dropout") = 0.0, py::arg("recurrent_dropout") = 0.0,
       py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0, py::arg("weight_drop") = 0.0, py::arg("seed") = 0,
       extra...);
+}
+
+// The arguments of a call over whole sequences: the cell's, and the inputs as Python gave them.
+struct SequenceArguments : CellArguments {
+  py::object x, h0, c0, mask;
+};
+
+// As def_cell_function, with the inputs x (required), h0=None, c0=None, mask=None: fn(const SequenceArguments&,
+// Rest...).
+template <class... Rest, class Fn, class... Extra>
+void def_sequence_function(py::module_& m, const char* name, Fn fn, const Extra&... extra) {
+  def_cell_function<py::object, py::object, py::object, py::object, Rest...>(
+      m, name,
+      [fn](const CellArguments& cell, const py::object& x, const py::object& h0, const py::object& c0,
+           const py::object& mask, Rest... rest) { return fn(SequenceArguments{cell, x, h0, c0, mask}, rest...); },
+      py::arg("x"), py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(), extra...);
+}
+
+// The whole-sequence forward of a device (forward, cuda_forward), one surface for both: further keyword
+// arguments training=False, workspace=None, return_sequences=True; fn(const SequenceArguments&, bool training,
+// const py::object& workspace, bool return_sequences) -> (y or None, h_n, c_n, workspace or None).
+template <class Fn>
+void def_forward(py::module_& m, const char* name, Fn fn, const char* doc) {
+  def_sequence_function<bool, py::object, bool>(m, name, fn, py::arg("training") = false,
+                                                py::arg("workspace") = py::none(),
+                                                py::arg("return_sequences") = true, doc);
+}
+
+// The arguments of a backward pass besides the cell's.
+struct BackwardArguments : CellArguments {
+  py::object mask, dy, dh_n, dc_n, workspace;
+  std::int64_t batch = 0, time = 0;
+};
+
+// The backward pass of a device (backward, cuda_backward), one surface for both: further keyword arguments
+// mask=None, dy=None, dh_n=None, dc_n=None, workspace, batch, time; fn(const BackwardArguments&) -> the tuple
+// of gradient_outputs.
+template <class Fn>
+void def_backward(py::module_& m, const char* name, Fn fn, const char* doc) {
+  def_cell_function<py::object, py::object, py::object, py::object, py::object, std::int64_t, std::int64_t>(
+      m, name,
+      [fn](const CellArguments& cell, const py::object& mask, const py::object& dy, const py::object& dh_n,
+           const py::object& dc_n, const py::object& workspace, std::int64_t batch, std::int64_t time) {
+        return fn(BackwardArguments{cell, mask, dy, dh_n, dc_n, workspace, batch, time});
+      },
+      py::arg("mask") = py::none(), py::arg("dy") = py::none(), py::arg("dh_n") = py::none(),
+      py::arg("dc_n") = py::none(), py::arg("workspace"), py::arg("batch"), py::arg("time"), doc);
 }
 
 // New host arrays for the gradients of a backward pass over `batch` sequences of `time` steps, and the tuple
@@ -210,8 +255,7 @@ void run_interruptible(const Fn& fn) {
 }
 
 #if LSTM_NATIVE_WITH_CUDA
-// Adds cuda_device_count, cuda_forward, cuda_forward_training, cuda_backward and CudaTrainingState
-// (cuda_bindings.cpp).
+// Adds cuda_device_count, cuda_forward, cuda_backward and CudaWorkspace (cuda_bindings.cpp).
 void add_cuda_functions(py::module_& m);
 #endif
 

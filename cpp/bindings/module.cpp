@@ -15,13 +15,13 @@ using namespace lstm_native::bindings;
 namespace {
 
 template <class T>
-py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config,
-                       const py::object& h0, const py::object& c0, const py::object& mask, bool training,
-                       const Regularization& reg, const py::object& workspace_in = py::none(),
-                       bool return_sequences = true) {
+py::tuple forward_impl(const SequenceArguments& a, bool training, const py::object& workspace_in,
+                       bool return_sequences) {
+  const CellConfig& config = a.config;
+  const Weights<T> weights = a.weights<T>();
   validate(config, weights);
-  const SequenceInput<T> in{required_input<T>("x", x_obj), input<T>("h0", h0), input<T>("c0", c0),
-                            mask_input(mask)};
+  const SequenceInput<T> in{required_input<T>("x", a.x), input<T>("h0", a.h0), input<T>("c0", a.c0),
+                            mask_input(a.mask)};
   const SequenceDims dims = sequence_dims(config, in.x.shape);
   const std::int64_t B = dims.batch, time = dims.time, H = config.hidden_size, Ho = output_size(config);
   // Without return_sequences only the final states are computed and kept (y is None).
@@ -31,7 +31,7 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
   const SequenceOutput<T> out{y_view, h_view, c_view};
   py::object workspace = py::none();
   if (training) {
-    const std::int64_t size = training_workspace_size(config, B, time, reg);
+    const std::int64_t size = training_workspace_size(config, B, time, a.regularization);
     if (workspace_in.is_none()) {
       workspace = output<T>({size}).first;
     } else {  // the caller's, reused: it must be a writable 1-d array that is large enough
@@ -43,36 +43,52 @@ py::tuple forward_impl(const py::object& x_obj, const Weights<T>& weights, const
     }
     py::array ws = py::reinterpret_borrow<py::array>(workspace);
     const Workspace<T> work{static_cast<T*>(ws.mutable_data()), static_cast<std::int64_t>(ws.size())};
-    run_interruptible([&] { forward_training(config, weights, in, out, work, reg); });
+    run_interruptible([&] { forward_training(config, weights, in, out, work, a.regularization); });
   } else {
-    run_interruptible([&] { forward_inference(config, weights, in, out, reg); });
+    run_interruptible([&] { forward_inference(config, weights, in, out, a.regularization); });
   }
   return py::make_tuple(return_sequences ? py::object(y) : py::none(), h, c, workspace);
 }
 
 template <class T>
-py::tuple backward_impl(const Weights<T>& weights, const CellConfig& config, const py::object& mask,
-                        const py::object& dy, const py::object& dh_n, const py::object& dc_n,
-                        const py::object& workspace_obj, std::int64_t batch, std::int64_t time,
-                        const Regularization& reg) {
-  validate(config, weights);
-  const Tensor<const T> ws = required_input<T>("workspace", workspace_obj);
-  if (!py::reinterpret_borrow<py::array>(workspace_obj).writeable())
+py::tuple backward_impl(const BackwardArguments& a) {
+  const Weights<T> weights = a.weights<T>();
+  validate(a.config, weights);
+  const Tensor<const T> ws = required_input<T>("workspace", a.workspace);
+  if (!py::reinterpret_borrow<py::array>(a.workspace).writeable())
     throw py::value_error("workspace: must be writable");
   const Workspace<T> work{const_cast<T*>(ws.data), ws.numel()};
-  const OutputGradients<T> grad_out{input<T>("dy", dy), input<T>("dh_n", dh_n), input<T>("dc_n", dc_n)};
-  training_workspace_size(config, batch, time, reg);  // checks batch and time before anything is allocated
-  auto [result, grads] = gradient_outputs<T>(config, weights, batch, time);
-  const Tensor<const std::uint8_t> mask_view = mask_input(mask);
-  run_interruptible([&] { backward(config, weights, mask_view, batch, time, grad_out, work, grads, reg); });
+  const OutputGradients<T> grad_out{input<T>("dy", a.dy), input<T>("dh_n", a.dh_n), input<T>("dc_n", a.dc_n)};
+  // checks batch and time before anything is allocated
+  training_workspace_size(a.config, a.batch, a.time, a.regularization);
+  auto [result, grads] = gradient_outputs<T>(a.config, weights, a.batch, a.time);
+  const Tensor<const std::uint8_t> mask_view = mask_input(a.mask);
+  run_interruptible(
+      [&] { backward(a.config, weights, mask_view, a.batch, a.time, grad_out, work, grads, a.regularization); });
   return result;
 }
 
+// trace reads the activations of a forward pass without regularization, and returns the states (carried at a
+// masked step), never the outputs: it refuses the arguments that would ask for anything else.
+void check_trace_arguments(const CellArguments& a) {
+  const Regularization& r = a.regularization;
+  const std::pair<const char*, bool> given[] = {
+      {"dropout", r.dropout != 0.0},     {"recurrent_dropout", r.recurrent_dropout != 0.0},
+      {"zoneout_h", r.zoneout_h != 0.0}, {"zoneout_c", r.zoneout_c != 0.0},
+      {"weight_drop", r.weight_drop != 0.0}, {"seed", r.seed != 0}};
+  for (const auto& [name, set] : given)
+    if (set) throw py::value_error(std::string(name) + ": trace runs without regularization; leave it at its default");
+  if (a.config.zero_output_for_mask)
+    throw py::value_error("zero_output_for_mask: trace returns the states (carried at a masked step), not the "
+                          "outputs; leave it False");
+}
+
 template <class T>
-py::dict trace_impl(const py::object& x_obj, const Weights<T>& weights, const CellConfig& config, const py::object& h0,
-                    const py::object& c0, const py::object& mask, const Regularization& reg) {
-  const py::tuple forward = forward_impl<T>(x_obj, weights, config, h0, c0, mask, true, reg);
+py::dict trace_impl(const SequenceArguments& a) {
+  check_trace_arguments(a);
+  const py::tuple forward = forward_impl<T>(a, true, py::none(), true);
   const py::array workspace = forward[3].cast<py::array>(), y = forward[0].cast<py::array>();
+  const CellConfig& config = a.config;
   const std::int64_t B = y.shape(0), time = y.shape(1), H = config.hidden_size, Ho = output_size(config);
   py::dict result;
   Trace<T> trace;
@@ -83,17 +99,20 @@ py::dict trace_impl(const py::object& x_obj, const Weights<T>& weights, const Ce
     result[name] = array;
   }
   const Workspace<T> work{static_cast<T*>(const_cast<void*>(workspace.data())), workspace.size()};
-  const Tensor<const std::uint8_t> mask_view = mask_input(mask);
+  const Tensor<const std::uint8_t> mask_view = mask_input(a.mask);
   {
     py::gil_scoped_release release;
-    read_trace(config, B, time, mask_view, work, trace, reg);
+    read_trace(config, B, time, mask_view, work, trace, a.regularization);
   }
   return result;
 }
 
+// One step of inference: forward(training=False) over one step without a mask, so of the regularization only
+// zoneout acts (as its expectation), and zero_output_for_mask has nothing to act on.
 template <class T>
-py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const py::object& x, const py::object& h,
-                    const py::object& c, const Regularization& reg) {
+py::tuple step_impl(const CellArguments& a, const py::object& x, const py::object& h, const py::object& c) {
+  const CellConfig& config = a.config;
+  const Weights<T> weights = a.weights<T>();
   validate(config, weights);
   const Tensor<const T> x_view = required_input<T>("x", x);
   if (x_view.shape.size() != 2)
@@ -105,7 +124,7 @@ py::tuple step_impl(const Weights<T>& weights, const CellConfig& config, const p
   const Tensor<const T> h_prev = required_input<T>("h", h), c_prev = required_input<T>("c", c);
   {
     py::gil_scoped_release release;
-    forward_step(config, weights, x_view, h_prev, c_prev, h_view, c_view, reg);
+    forward_step(config, weights, x_view, h_prev, c_prev, h_view, c_view, a.regularization);
   }
   return py::make_tuple(h_new, c_new);
 }
@@ -162,78 +181,41 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.def("max_num_threads", &max_num_threads, "The largest count set_num_threads accepts (4 per CPU, at least 16).");
   m.def("get_num_threads", &get_num_threads, "Threads later calls will use.");
 
-  def_forward<bool, py::object, bool>(
+  def_forward(
       m, "forward",
-      [](const ForwardArguments& a, bool training, const py::object& workspace, bool return_sequences) {
+      [](const SequenceArguments& a, bool training, const py::object& workspace, bool return_sequences) {
         return by_dtype(a.W, [&](auto scalar) {
-          using T = decltype(scalar);
-          return forward_impl<T>(a.x, a.weights<T>(), a.config, a.h0, a.c0, a.mask, training, a.regularization,
-                                 workspace, return_sequences);
+          return forward_impl<decltype(scalar)>(a, training, workspace, return_sequences);
         });
       },
-      py::arg("training") = false, py::arg("workspace") = py::none(), py::arg("return_sequences") = true,
       "Whole-sequence forward -> (y or None, h_n, c_n, workspace or None). With training, `workspace` "
       "(optional) is an array to reuse for the training workspace (see training_workspace_size); else one is "
       "allocated. Without return_sequences y is not computed (None). Ctrl-C stops it (KeyboardInterrupt).");
 
-  m.def(
-      "backward",
-      [](const py::object& W, const py::object& U, const py::object& b, const py::object& p, const py::object& W_hr,
-         const py::object& mask, const py::object& dy, const py::object& dh_n, const py::object& dc_n, const py::object& workspace,
-         std::int64_t batch, std::int64_t time, const std::string& peephole, const std::string& output_peephole_source,
-         bool zero_output_for_mask, double dropout, double recurrent_dropout, double zoneout_h, double zoneout_c,
-         double weight_drop, std::uint64_t seed) {
-        const CellConfig config =
-            config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), zero_output_for_mask);
-        const Regularization reg =
-            regularization_of(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed);
-        return by_dtype(W, [&](auto scalar) {
-          using T = decltype(scalar);
-          return backward_impl<T>(weights_of<T>(W, U, b, p, W_hr), config, mask, dy, dh_n, dc_n, workspace, batch, time,
-                                  reg);
-        });
+  def_backward(
+      m, "backward",
+      [](const BackwardArguments& a) {
+        return by_dtype(a.W, [&](auto scalar) { return backward_impl<decltype(scalar)>(a); });
       },
-      py::kw_only(), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
-      py::arg("W_hr") = py::none(), py::arg("mask") = py::none(), py::arg("dy") = py::none(), py::arg("dh_n") = py::none(),
-      py::arg("dc_n") = py::none(), py::arg("workspace"), py::arg("batch"), py::arg("time"),
-      py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      py::arg("zero_output_for_mask") = false, py::arg("dropout") = 0.0, py::arg("recurrent_dropout") = 0.0,
-      py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0, py::arg("weight_drop") = 0.0, py::arg("seed") = 0,
-      "Backward after forward(training=True) -> (dx, dh0, dc0, dW, dU, db or None, dp or None, dW_hr or None). "
-      "Consumes the workspace.");
+      "Backward after forward(training=True), with its arguments -> (dx, dh0, dc0, dW, dU, db or None, dp or "
+      "None, dW_hr or None). Consumes the workspace.");
 
-  m.def(
-      "step",
-      [](const py::object& x, const py::object& h, const py::object& c, const py::object& W, const py::object& U,
-         const py::object& b, const py::object& p, const py::object& W_hr, const std::string& peephole,
-         const std::string& output_peephole_source, double zoneout_h, double zoneout_c) {
-        const CellConfig config = config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), false);
-        const Regularization reg = regularization_of(0.0, 0.0, zoneout_h, zoneout_c, 0.0, 0);
-        return by_dtype(W, [&](auto scalar) {
-          using T = decltype(scalar);
-          return step_impl<T>(weights_of<T>(W, U, b, p, W_hr), config, x, h, c, reg);
-        });
+  def_cell_function<py::object, py::object, py::object>(
+      m, "step",
+      [](const CellArguments& a, const py::object& x, const py::object& h, const py::object& c) {
+        return by_dtype(a.W, [&](auto scalar) { return step_impl<decltype(scalar)>(a, x, h, c); });
       },
-      py::kw_only(), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(),
-      py::arg("p") = py::none(), py::arg("W_hr") = py::none(), py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      py::arg("zoneout_h") = 0.0, py::arg("zoneout_c") = 0.0,
-      "One inference step: x [B,I], h [B,Ho], c [B,H] -> (h, c); zoneout acts as its expectation.");
+      py::arg("x"), py::arg("h"), py::arg("c"),
+      "One inference step: x [B,I], h [B,Ho], c [B,H] -> (h, c), as forward(training=False) over one step: "
+      "zoneout acts as its expectation, the dropouts (and seed) do not act, nor zero_output_for_mask (no mask).");
 
-  m.def(
-      "trace",
-      [](const py::object& x, const py::object& W, const py::object& U, const py::object& b, const py::object& p,
-         const py::object& W_hr, const py::object& h0, const py::object& c0, const py::object& mask,
-         const std::string& peephole, const std::string& output_peephole_source) {
-        const CellConfig config = config_of(W, U, W_hr, parse_variant(peephole, output_peephole_source), false);
-        return by_dtype(W, [&](auto scalar) {
-          using T = decltype(scalar);
-          return trace_impl<T>(x, weights_of<T>(W, U, b, p, W_hr), config, h0, c0, mask, Regularization{});
-        });
+  def_sequence_function<>(
+      m, "trace",
+      [](const SequenceArguments& a) {
+        return by_dtype(a.W, [&](auto scalar) { return trace_impl<decltype(scalar)>(a); });
       },
-      py::kw_only(), py::arg("x"), py::arg("W"), py::arg("U"), py::arg("b") = py::none(), py::arg("p") = py::none(),
-      py::arg("W_hr") = py::none(), py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
-      py::arg("peephole") = "diagonal", py::arg("output_peephole_source") = "current",
-      "Per-step activations {i, f, g, o, c, h}, each [B,T,H] (h [B,T,Ho]), of a forward pass without regularization.");
+      "Per-step activations {i, f, g, o, c, h}, each [B,T,H] (h [B,T,Ho]), of a forward pass without "
+      "regularization (ValueError for a regularization argument, or zero_output_for_mask: h is the state).");
 
   m.def(
       "philox4x32_10",

@@ -51,6 +51,14 @@ __all__ = [
 PEEPHOLES = ("diagonal", "full", None)
 OUTPUT_PEEPHOLE_SOURCES = ("current", "previous")
 _KDLCUDA = 2  # DLPack's device type of CUDA memory
+# The native forward and backward of each device, which take the same arguments and return the same results
+# (the CUDA pair exists in a CUDA build only, where cuda.check_device admits "cuda").
+_NATIVE_PASSES = {"cpu": ("forward", "backward"), "cuda": ("cuda_forward", "cuda_backward")}
+
+
+def _native_passes(device: str):
+    """The native (forward, backward) of ``device``."""
+    return tuple(getattr(_core, name) for name in _NATIVE_PASSES[device])
 
 # Spent training workspaces, kept for the next lstm_forward(training=True): a workspace is tens of MB
 # (42 MB at B=64, T=100, I=128, H=256), above the size glibc's malloc serves from its heap, so a fresh one
@@ -114,8 +122,8 @@ class LSTMGradients(NamedTuple):
 
 
 class ForwardContext:
-    """The training workspace of one forward pass (with device="cuda", a ``_core.CudaTrainingState`` that keeps
-    it on the GPU). Consumed by one call of :func:`lstm_backward`: taken atomically, so that of two racing
+    """The training workspace of one forward pass (with device="cuda", a ``_core.CudaWorkspace`` that keeps it
+    on the GPU). Consumed by one call of :func:`lstm_backward`: taken atomically, so that of two racing
     calls exactly one gets it."""
 
     __slots__ = ("_args", "_workspace", "batch", "time", "device")
@@ -291,20 +299,15 @@ def lstm_forward(
         raise TypeError("x: required, got None")
     x, h0, c0 = (_sequence_array(name, value, dtype, device) for name, value in (("x", x), ("h0", h0), ("c0", c0)))
     args["mask"] = _as_mask(mask, lengths, x)
-    if device == "cuda" and training:
-        y, h, c, workspace = _core.cuda_forward_training(x=x, h0=h0, c0=c0, **args)
-    elif device == "cuda":
-        (y, h, c), workspace = _core.cuda_forward(x=x, h0=h0, c0=c0, **args), None
-    else:
-        spare = _reusable_workspace(x, args) if training else None
-        try:
-            y, h, c, workspace = _core.forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare,
-                                               return_sequences=bool(return_sequences), **args)
-        except BaseException:
-            if spare is not None:  # scratch memory: reusable whatever the call left in it
-                _keep_spare(spare)
-            raise
-    y = y if return_sequences else None
+    native_forward, _ = _native_passes(device)
+    spare = _reusable_workspace(x, args) if training and device == "cpu" else None  # the pool is CPU memory
+    try:
+        y, h, c, workspace = native_forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare,
+                                            return_sequences=bool(return_sequences), **args)
+    except BaseException:
+        if spare is not None:  # scratch memory: reusable whatever the call left in it
+            _keep_spare(spare)
+        raise
     context = ForwardContext(args, workspace, x.shape[0], x.shape[1], device) if training else None
     return LSTMForward(y, h, c, context)
 
@@ -322,21 +325,19 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
     args, device = context._args, context.device
     dtype = args["W"].dtype
     dy, dh, dc = (_sequence_array(name, value, dtype, device) for name, value in (("dy", dy), ("dh", dh), ("dc", dc)))
+    _, native_backward = _native_passes(device)
     workspace = context._take()  # from here on no other call can use it
     spent = True
     try:
-        if device == "cuda":  # the state holds the weights, mask, configuration and workspace
-            grads = _core.cuda_backward(workspace, dy=dy, dh_n=dh, dc_n=dc)
-        else:
-            grads = _core.backward(dy=dy, dh_n=dh, dc_n=dc, workspace=workspace, batch=context.batch,
-                                   time=context.time, **args)
+        grads = native_backward(dy=dy, dh_n=dh, dc_n=dc, workspace=workspace, batch=context.batch,
+                                time=context.time, **args)
     except (ValueError, TypeError):
         context._workspace, spent = workspace, False  # the core checks its arguments before it writes
         raise
     finally:
         if spent and device == "cpu":  # overwritten by the core (to the end, or until interrupted): reusable
             _keep_spare(workspace)
-    return LSTMGradients(*grads)  # with device="cuda" dropping the state frees its device memory
+    return LSTMGradients(*grads)  # with device="cuda" dropping the workspace frees its device memory
 
 
 def lstm_trace(
