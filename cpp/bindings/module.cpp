@@ -1,7 +1,8 @@
 // lstm_native._core: the thin pybind11 layer over the C++ core. It checks that each array is a numpy
 // array of the call's dtype, C-contiguous and aligned (never copying), allocates the outputs, releases the
 // GIL and calls the core; the core checks every shape. std::invalid_argument becomes ValueError. The shared
-// checks are in bindings.hpp, the CUDA functions in cuda_bindings.cpp.
+// checks and the one declaration of the cell's keyword arguments are in bindings.hpp, the CUDA functions (the
+// same surface) in cuda_bindings.cpp.
 #include <array>
 #include <cstdint>
 #include <string>
