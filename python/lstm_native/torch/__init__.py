@@ -1,0 +1,3 @@
+"""lstm_native for PyTorch (placeholder docstring, completed below)."""
+
+from . import functional
