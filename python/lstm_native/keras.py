@@ -173,12 +173,13 @@ class LSTM(keras.layers.Layer):
     reset_states = reset_state  # Keras' alias
 
     def _generator(self, device) -> torch.Generator | None:
-        """A torch generator seeded from the layer's SeedGenerator (as Keras' torch backend seeds its random
-        ops), or None when no regularization is active."""
+        """A torch generator seeded from the next state of the layer's SeedGenerator, or None when no
+        regularization is active. Both halves of the state make the seed (Keras' torch backend adds them, so
+        that seed 7's second call draws what seed 8's first does)."""
         if self.seed_generator is None:
             return None
-        first, second = self.seed_generator.next()
-        return torch.Generator(device=device).manual_seed(int(first + second))
+        first, second = (int(half) & 0xFFFFFFFF for half in self.seed_generator.next())
+        return torch.Generator(device=device).manual_seed(first << 32 | second)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         x = sequences
