@@ -43,6 +43,17 @@ def test_readme_training_strategies_block_builds_the_layer():
     assert layer.activation_regularization == layer.temporal_activation_regularization == 1e-3
 
 
+def test_readme_torch_block_trains_and_swaps_state_dicts():
+    import torch
+
+    block = next(b for b in python_blocks() if "lstm_native.torch" in b)
+    namespace = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["loss"].item() < 0.9 * np.log(3)  # below chance level: it learned its 64 labels
+    for name, parameter in namespace["drop_in"].state_dict().items():
+        assert torch.equal(parameter, namespace["torch_lstm"].state_dict()[name])
+
+
 REPO = README.parent
 
 

@@ -129,11 +129,11 @@ def _(dy, dh_n, dc_n, workspace, batch, time, W, U, b, p, W_hr, mask, seed, peep
       zero_output_for_mask, dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop):
     I, H, Ho = W.shape[0], U.shape[1] // 4, U.shape[0]
 
-    def like(tensor):
-        return W.new_empty(0) if tensor is None else torch.empty_like(tensor)
+    def like(tensor):  # contiguous, as the core's arrays (empty_like would copy a transposed view's strides)
+        return W.new_empty(0) if tensor is None else W.new_empty(tensor.shape)
 
-    return [W.new_empty(batch, time, I), W.new_empty(batch, Ho), W.new_empty(batch, H), torch.empty_like(W),
-            torch.empty_like(U), like(b), like(p), like(W_hr)]
+    return [W.new_empty(batch, time, I), W.new_empty(batch, Ho), W.new_empty(batch, H), like(W), like(U), like(b),
+            like(p), like(W_hr)]
 
 
 def _setup_context(ctx, inputs, output):

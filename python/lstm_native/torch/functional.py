@@ -16,6 +16,9 @@ _SEED_BOUND = 2**63 - 1  # seeds are drawn as non-negative int64 values
 
 
 def _check_dtypes(W: Tensor, named: dict) -> None:
+    """The tensors' dtypes: all W's, float32 or float64; any under autocast, whose op casts them to float32."""
+    if torch.is_autocast_enabled(W.device.type):
+        return
     if W.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"W: expected dtype torch.float32 or torch.float64, got {W.dtype}")
     for name, tensor in named.items():
