@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -114,12 +115,12 @@ def fit_and_save():
     result = {}
     network = model(lstm_native.keras.LSTM(8, peephole="diagonal", dropout=0.1, recurrent_dropout=0.1,
                                            zoneout_c=0.05, seed=4))
-    result["eager_loss"] = network.fit(x, y, batch_size=16, epochs=8, verbose=0).history["loss"]
+    result["eager_loss"] = network.fit(x, y, batch_size=16, epochs=6, verbose=0).history["loss"]
     try:
         compiled = model(lstm_native.keras.LSTM(8, peephole="diagonal"))
         compiled.compile(optimizer=keras.optimizers.Adam(0.02), jit_compile=True,
                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        result["jit_loss"] = compiled.fit(x, y, batch_size=16, epochs=8, verbose=0).history["loss"]
+        result["jit_loss"] = compiled.fit(x, y, batch_size=16, epochs=6, verbose=0).history["loss"]
         result["jit_compile"] = bool(compiled.jit_compile)
     except Exception:  # reported, and the test says what failed
         result["jit_error"] = traceback.format_exc()[-2000:]
@@ -177,10 +178,28 @@ def bad_arguments():
     return messages
 
 
+def readme_block():
+    """The README's "From Keras 3" block, run as written in a temporary folder (it saves a file)."""
+    readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")).read()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from lstm_native.keras import" in b)
+    namespace = {}
+    with tempfile.TemporaryDirectory() as folder:
+        here = os.getcwd()
+        os.chdir(folder)
+        try:
+            exec(compile(block, "README.md", "exec"), namespace)
+            loaded = keras.saving.load_model("model.keras")
+        finally:
+            os.chdir(here)
+    return {"epochs": len(namespace["model"].history.history["loss"]),
+            "loaded_class": type(loaded.layers[1]).__name__, "peephole": loaded.layers[1].peephole}
+
+
 def main():
     result = {}
     for name, measure in (("parity", parity), ("reference", reference_errors), ("fit", fit_and_save),
-                          ("state", stateful_and_regularization), ("bad_arguments", bad_arguments)):
+                          ("state", stateful_and_regularization), ("bad_arguments", bad_arguments),
+                          ("readme", readme_block)):
         start = time.perf_counter()
         result[name] = measure()
         print(f"{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -1,7 +1,7 @@
 """lstm_native.keras.LSTM, Keras 3's LSTM on lstm_native's PyTorch operator: the same outputs and gradients as
 keras.layers.LSTM (torch backend) on copied weights for every variant of its call, the float64 reference's
 peephole cells, a Keras model that fits (also jit-compiled), saves and loads, stateful calls, seeded masks,
-bad arguments, and the clear error on another backend.
+bad arguments, the README's block, and the clear error on another backend.
 
 Keras fixes its backend at its first import, and this process may already run Keras on TensorFlow: the checks
 run in one subprocess with KERAS_BACKEND=torch (tests/keras3_script.py), which prints its measurements."""
@@ -92,3 +92,7 @@ def test_another_backend_raises_a_clear_error_at_construction():
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ERROR lstm_native.keras.LSTM runs on Keras' torch backend only" in run.stdout
     assert "KERAS_BACKEND=torch" in run.stdout
+
+
+def test_the_readme_keras_3_block_trains_and_saves(measured):
+    assert measured["readme"] == {"epochs": 3, "loaded_class": "LSTM", "peephole": "diagonal"}
