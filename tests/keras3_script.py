@@ -166,6 +166,29 @@ def stateful_and_regularization():
     return result
 
 
+def configs_and_penalties():
+    """A Keras LSTM's config builds our layer; ours round-trips; regularizers add penalties, constraints apply."""
+    arguments = dict(return_sequences=True, go_backwards=True, dropout=0.1, seed=3, unit_forget_bias=False,
+                     kernel_regularizer="l2", activity_regularizer="l1", recurrent_constraint="non_neg",
+                     bias_initializer="ones")
+    keras_config = keras.layers.LSTM(H, **arguments).get_config()
+    ours = lstm_native.keras.LSTM.from_config(keras_config)
+    config = ours.get_config()
+    again = lstm_native.keras.LSTM.from_config(config).get_config()
+    ours.build((B, T, I))
+    with torch.no_grad():
+        output = ours(torch.tensor(X))
+        # Keras' "l2" is 0.01 * the sum of squares, its activity "l1" 0.01 * the sum of |output| over the batch size
+        penalties = sorted([0.01 * float((ours.kernel.value ** 2).sum()), 0.01 * float(output.abs().sum()) / B])
+        losses = sorted(float(loss) for loss in ours.losses)
+    network = model(lstm_native.keras.LSTM(H, recurrent_constraint="non_neg"))
+    network.fit(X, np.zeros(B, np.int64), epochs=1, verbose=0)
+    return {"round_trip": again == config, "keras_arguments_kept": all(config[k] == keras_config[k] for k in arguments),
+            "bias": ours.get_weights()[2].tolist(), "losses": len(losses),
+            "penalty_error": max(abs(a - b) / b for a, b in zip(losses, penalties)),
+            "constrained_minimum": float(network.layers[1].recurrent_kernel.value.detach().min())}
+
+
 def bad_arguments():
     messages = {}
     for arguments in ({"activation": "relu"}, {"recurrent_activation": "hard_sigmoid"}, {"unroll": True},
@@ -198,7 +221,7 @@ def readme_block():
 def main():
     result = {}
     for name, measure in (("parity", parity), ("reference", reference_errors), ("fit", fit_and_save),
-                          ("state", stateful_and_regularization), ("bad_arguments", bad_arguments),
+                          ("state", stateful_and_regularization), ("configs", configs_and_penalties), ("bad_arguments", bad_arguments),
                           ("readme", readme_block)):
         start = time.perf_counter()
         result[name] = measure()

@@ -75,6 +75,14 @@ def test_stateful_calls_continue_and_masks_follow_the_seed(measured):
     assert state["other_seed_difference"] > 1e-3 and state["next_call_difference"] > 1e-3, state
 
 
+def test_configs_round_trip_and_regularizers_and_constraints_act(measured):
+    configs = measured["configs"]
+    assert configs["round_trip"] and configs["keras_arguments_kept"], configs
+    assert configs["bias"] == [1.0] * 4 * 6  # bias_initializer="ones", unit_forget_bias=False: from Keras' config
+    assert configs["losses"] == 2 and configs["penalty_error"] <= 1e-5, configs  # kernel l2, activity l1
+    assert configs["constrained_minimum"] >= 0.0, configs
+
+
 def test_bad_arguments_raise_value_errors_naming_the_argument(measured):
     messages = measured["bad_arguments"]
     for arguments, message in messages.items():

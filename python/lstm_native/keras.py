@@ -21,6 +21,9 @@ from .torch import functional
 __all__ = ["LSTM"]
 
 _PEEPHOLES = (None, "diagonal", "full")
+# weight name -> the prefix of its arguments (kernel_initializer, recurrent_regularizer, peephole_constraint, ...)
+_ARGUMENT_PREFIX = {"kernel": "kernel", "recurrent_kernel": "recurrent", "bias": "bias", "peephole": "peephole",
+                    "projection": "projection"}
 
 
 def _check_backend() -> None:
@@ -236,7 +239,8 @@ class LSTM(keras.layers.Layer):
 
     def get_config(self):
         def serialized(kind, table):
-            return {f"{name}_{kind}": keras.saving.serialize_keras_object(value) for name, value in table.items()}
+            return {f"{_ARGUMENT_PREFIX[name]}_{kind}": keras.saving.serialize_keras_object(value)
+                    for name, value in table.items()}
 
         config = dict(
             units=self.units, activation=self.activation, recurrent_activation=self.recurrent_activation,
@@ -247,8 +251,4 @@ class LSTM(keras.layers.Layer):
             output_peephole_source=self.output_peephole_source, proj_size=self.proj_size, **self.rates,
             **serialized("initializer", self.initializers), **serialized("regularizer", self.regularizers),
             **serialized("constraint", self.constraints))
-        for keras_name, ours in (("recurrent_initializer", "recurrent_kernel_initializer"),
-                                 ("recurrent_regularizer", "recurrent_kernel_regularizer"),
-                                 ("recurrent_constraint", "recurrent_kernel_constraint")):
-            config[keras_name] = config.pop(ours)  # Keras' names for the recurrent kernel's
         return {**super().get_config(), **config}
