@@ -55,7 +55,7 @@ def outputs_and_gradients(layer, call):
     """The layer's outputs on X and the gradients of a fixed random projection of them w.r.t. X and every
     trainable weight (in the order of layer.trainable_weights)."""
     x = torch.tensor(X, requires_grad=True)
-    call = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else [torch.tensor(s) for s in v])
+    call = {k: (v if k == "mask" else [torch.tensor(s) for s in v])  # a numpy mask, as users pass it
             for k, v in call.items()}
     outputs = as_list(layer(x, **call))
     rng = np.random.default_rng(1)

@@ -193,6 +193,11 @@ class LSTM(keras.layers.Layer):
             initial_state = self.states
         h0, c0 = (None, None) if initial_state is None else (
             keras.ops.convert_to_tensor(state, dtype=self.compute_dtype) for state in initial_state)
+        if mask is not None:
+            mask = keras.ops.convert_to_tensor(mask).to(device=x.device, dtype=torch.bool)
+            if mask.shape != x.shape[:2]:
+                raise ValueError(f"mask: expected shape {tuple(x.shape[:2])} (batch, timesteps), "
+                                 f"got {tuple(mask.shape)}")
         if self.go_backwards:
             x = torch.flip(x, (1,))
             mask = None if mask is None else torch.flip(mask, (1,))
@@ -217,9 +222,6 @@ class LSTM(keras.layers.Layer):
         """Keras' masked RNN with the operator's lengths: each sequence's unmasked steps are moved to the front
         (a stable sort keeps their order), run as a right-padded batch, and the outputs moved back; a masked
         step's output is the output of the last unmasked step before it (zero before the first one)."""
-        mask = keras.ops.convert_to_tensor(mask).to(device=x.device, dtype=torch.bool)
-        if mask.shape != x.shape[:2]:
-            raise ValueError(f"mask: expected shape {tuple(x.shape[:2])} (batch, timesteps), got {tuple(mask.shape)}")
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
         lengths = mask.sum(1)
         y, h, c = functional.lstm(_compact(x, order), *weights, h0, c0, lengths, zero_output_for_mask=True, **options)
