@@ -223,3 +223,16 @@ def test_functional_bad_inputs_name_the_argument(rng):
         lstm(x[0], W, U, b, p, peephole="diagonal")
     with pytest.raises(ValueError, match="peephole"):
         lstm(x, W, U, b, p, peephole="diag")
+
+
+def test_opcheck_of_the_operators(rng):
+    """torch.library.opcheck: schemas (the spending backward declares its mutation), fake implementations."""
+    x, W, U, b, p, _, h0, c0 = (t if t is None else t.detach() for t in tensors(rng, "diagonal"))
+    forward = (x, W, U, b, p, None, h0, c0, None, torch.tensor(7), "diagonal", "current", False, True, 0.1, 0.2, 0.0,
+               0.0, 0.3)
+    torch.library.opcheck(torch.ops.lstm_native.lstm_forward.default, forward)
+    y, _, _, workspace = torch.ops.lstm_native.lstm_forward(*forward)
+    for op in (torch.ops.lstm_native.lstm_backward, torch.ops.lstm_native.lstm_backward_spending):
+        backward = (y, None, None, workspace.clone(), B, T, W, U, b, p, None, None, torch.tensor(7), "diagonal",
+                    "current", False, 0.1, 0.2, 0.0, 0.0, 0.3)
+        torch.library.opcheck(op.default, backward, test_utils=("test_schema", "test_faketensor"))

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .._backend import core as _core
 
-__all__ = ["lstm_forward", "lstm_backward", "training_workspace_numel"]
+__all__ = ["lstm_forward", "lstm_backward", "lstm_backward_spending", "training_workspace_numel"]
 
 _SEED_MODULUS = 2**64  # the core's seed is an unsigned 64-bit integer; ours is an int64 tensor
 
@@ -103,30 +103,38 @@ def _(x, W, U, b, p, W_hr, h0, c0, mask, seed, peephole, output_peephole_source,
             x.new_empty(B, H, dtype=W.dtype), x.new_empty(size if training else 0, dtype=W.dtype))
 
 
-@torch.library.custom_op("lstm_native::lstm_backward", mutates_args=())
-def lstm_backward(
-    dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optional[Tensor], workspace: Tensor, batch: int, time: int,
-    W: Tensor, U: Tensor, b: Optional[Tensor], p: Optional[Tensor], W_hr: Optional[Tensor], mask: Optional[Tensor],
-    seed: Tensor, peephole: str, output_peephole_source: str, zero_output_for_mask: bool,
-    dropout: float, recurrent_dropout: float, zoneout_h: float, zoneout_c: float, weight_drop: float,
-) -> List[Tensor]:
-    """Gradients after ``lstm_forward(..., training=True)`` -> [dx, dh0, dc0, dW, dU, db, dp, dW_hr], the last
-    three empty where the forward had no b, p or W_hr."""
-    # The core spends the workspace it reads: it works on a copy, so that the graph can run backward again
-    # (retain_graph=True, gradcheck) and the op stays functional as its schema declares.
-    grads = _core.backward(
-        dy=_numpy("dy", dy), dh_n=_numpy("dh_n", dh_n), dc_n=_numpy("dc_n", dc_n),
-        workspace=workspace.detach().clone().numpy(), batch=batch, time=time, mask=_numpy("mask", mask),
-        peephole=peephole, output_peephole_source=output_peephole_source, zero_output_for_mask=zero_output_for_mask,
-        **_weights(W, U, b, p, W_hr), **_regularization(dropout, recurrent_dropout, zoneout_h, zoneout_c,
-                                                        weight_drop, seed),
-    )
-    return [torch.empty(0, dtype=W.dtype) if grad is None else torch.from_numpy(grad) for grad in grads]
+def _backward_op(name: str, spends_workspace: bool):
+    """The backward operator ``name``: after ``lstm_forward(..., training=True)`` -> [dx, dh0, dc0, dW, dU, db,
+    dp, dW_hr], the last three empty where the forward had no b, p or W_hr. The core spends the workspace it
+    reads: ``lstm_backward`` gives it a copy, so that the graph can run backward again (retain_graph=True,
+    gradcheck); ``lstm_backward_spending`` gives it the workspace itself (declared as mutated), for a backward
+    that autograd runs only once."""
+
+    def backward(
+        dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optional[Tensor], workspace: Tensor, batch: int,
+        time: int, W: Tensor, U: Tensor, b: Optional[Tensor], p: Optional[Tensor], W_hr: Optional[Tensor],
+        mask: Optional[Tensor], seed: Tensor, peephole: str, output_peephole_source: str,
+        zero_output_for_mask: bool, dropout: float, recurrent_dropout: float, zoneout_h: float, zoneout_c: float,
+        weight_drop: float,
+    ) -> List[Tensor]:
+        _check_device("workspace", workspace)
+        grads = _core.backward(
+            dy=_numpy("dy", dy), dh_n=_numpy("dh_n", dh_n), dc_n=_numpy("dc_n", dc_n),
+            workspace=(workspace if spends_workspace else workspace.clone()).detach().numpy(), batch=batch,
+            time=time, mask=_numpy("mask", mask), peephole=peephole, output_peephole_source=output_peephole_source,
+            zero_output_for_mask=zero_output_for_mask, **_weights(W, U, b, p, W_hr),
+            **_regularization(dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop, seed),
+        )
+        return [torch.empty(0, dtype=W.dtype) if grad is None else torch.from_numpy(grad) for grad in grads]
+
+    op = torch.library.custom_op(name, backward, mutates_args=("workspace",) if spends_workspace else ())
+    op.register_fake(_backward_fake)
+    return op
 
 
-@lstm_backward.register_fake
-def _(dy, dh_n, dc_n, workspace, batch, time, W, U, b, p, W_hr, mask, seed, peephole, output_peephole_source,
-      zero_output_for_mask, dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop):
+def _backward_fake(dy, dh_n, dc_n, workspace, batch, time, W, U, b, p, W_hr, mask, seed, peephole,
+                   output_peephole_source, zero_output_for_mask, dropout, recurrent_dropout, zoneout_h, zoneout_c,
+                   weight_drop):
     I, H, Ho = W.shape[0], U.shape[1] // 4, U.shape[0]
 
     def like(tensor):  # contiguous, as the core's arrays (empty_like would copy a transposed view's strides)
@@ -134,6 +142,17 @@ def _(dy, dh_n, dc_n, workspace, batch, time, W, U, b, p, W_hr, mask, seed, peep
 
     return [W.new_empty(batch, time, I), W.new_empty(batch, Ho), W.new_empty(batch, H), like(W), like(U), like(b),
             like(p), like(W_hr)]
+
+
+lstm_backward = _backward_op("lstm_native::lstm_backward", spends_workspace=False)
+lstm_backward_spending = _backward_op("lstm_native::lstm_backward_spending", spends_workspace=True)
+
+
+def _runs_once() -> bool:
+    """Whether eager autograd runs the current backward once: it frees the saved tensors after it
+    (retain_graph=False). A compiled graph is traced once for every later call: never assumed there."""
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)  # private: may go
+    return keep_graph is not None and not torch.compiler.is_compiling() and not keep_graph()
 
 
 def _setup_context(ctx, inputs, output):
@@ -152,7 +171,8 @@ def _backward(ctx, dy, dh_n, dc_n, _dworkspace):
         raise RuntimeError("lstm_native::lstm_forward: gradients need its training pass (training=True)")
     (peephole, output_peephole_source, zero_output_for_mask, dropout, recurrent_dropout, zoneout_h, zoneout_c,
      weight_drop) = ctx.config
-    dx, dh0, dc0, dW, dU, db, dp, dW_hr = lstm_backward(
+    backward = lstm_backward_spending if _runs_once() else lstm_backward
+    dx, dh0, dc0, dW, dU, db, dp, dW_hr = backward(
         dy, dh_n, dc_n, workspace, ctx.batch, ctx.time, W, U, b, p, W_hr, mask, seed, peephole,
         output_peephole_source, zero_output_for_mask, dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop)
     present = lambda grad, given: grad if given else None  # noqa: E731

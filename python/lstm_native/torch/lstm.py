@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..ops import OUTPUT_PEEPHOLE_SOURCES, PEEPHOLES
+from ..ops import _check_variant
 from .functional import lstm as lstm_layer
 
 __all__ = ["LSTM"]
@@ -106,11 +106,7 @@ class LSTM(nn.Module):
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers=1",
                           stacklevel=3)
-        if peephole not in PEEPHOLES:
-            raise ValueError(f"peephole: expected one of {PEEPHOLES}, got {peephole!r}")
-        if output_peephole_source not in OUTPUT_PEEPHOLE_SOURCES:
-            raise ValueError(f"output_peephole_source: expected one of {OUTPUT_PEEPHOLE_SOURCES}, "
-                             f"got {output_peephole_source!r}")
+        _check_variant(peephole, output_peephole_source)
 
     @property
     def num_directions(self) -> int:
