@@ -172,7 +172,9 @@ def torch_variants(d, threads):
     return [torch_variant("torch nn.LSTM", None, lambda x: lstm(x)[0], list(lstm.parameters()), d)]
 
 
-def torch_jit_variants(d, threads):
+def scripted_peephole_lstm():
+    """What a PyTorch user writes today for a diagonal-peephole LSTM: a torch.jit.script loop over the steps,
+    y = f(x (B, T, I), W (I, 4H), U (H, 4H), b (4H,), p (3, H)) in our layout (also bench/torch_module.py's)."""
     import torch
 
     @torch.jit.script
@@ -181,7 +183,7 @@ def torch_jit_variants(d, threads):
         # The input projection of every step at once; unbind, not xw[:, t], whose backward would add a
         # (B, T, 4H) zero-padded gradient per step (as PyTorch's benchmarks/fastrnns custom_lstms do).
         xw = (torch.matmul(x, W) + b).unbind(1)
-        h = torch.zeros(x.shape[0], U.shape[0])
+        h = torch.zeros(x.shape[0], U.shape[0], dtype=x.dtype)
         c = torch.zeros_like(h)
         ys = []
         for xw_t in xw:
@@ -193,6 +195,13 @@ def torch_jit_variants(d, threads):
             ys.append(h)
         return torch.stack(ys, 1)
 
+    return peephole_lstm
+
+
+def torch_jit_variants(d, threads):
+    import torch
+
+    peephole_lstm = scripted_peephole_lstm()
     weights = [torch.from_numpy(a).requires_grad_() for a in (d.W, d.U, d.b, d.p)]  # our layout
     return [torch_variant("torch scripted peephole", "diagonal", lambda x: peephole_lstm(x, *weights), weights, d)]
 
