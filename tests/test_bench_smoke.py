@@ -1,6 +1,7 @@
-"""bench/throughput.py and bench/torch_module.py run: a --quick run on the small config prints a row of positive
-numbers per variant."""
+"""bench/throughput.py, bench/torch_module.py and bench/cpp_vs_python.py run: a --quick run prints a row of
+positive numbers per variant."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,26 @@ def test_torch_module_quick_run_prints_every_row_with_a_ratio():
     for key, (ours, peer, ratio) in rows.items():
         assert ours > 0 and peer > 0 and abs(ratio - ours / peer) <= 0.01 * ratio + 0.005, (key, ours, peer, ratio)
     assert "--quick" in run.stdout and "2 thread(s)" in run.stdout
+
+
+CPP_VS_PYTHON = SCRIPT.parent / "cpp_vs_python.py"
+
+
+def test_cpp_vs_python_quick_run_times_both_on_the_same_build():
+    """bench/cpp_vs_python.py builds examples/cpp/timing.cpp against the installed package and prints, per mode,
+    positive medians and their ratio; the C++ program runs the build of the CPU code Python picked."""
+    run = subprocess.run([sys.executable, str(CPP_VS_PYTHON), "--quick", "--threads", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    header = next(line for line in run.stdout.splitlines() if line.startswith("- lstm_native"))
+    cpp_isa = header.split("C++: ")[1].split(" code")[0]
+    assert f"lstm_native.isa = {cpp_isa};" in header and "on 1 thread(s)" in header
+    rows = {}
+    for line in run.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] in ("inference", "train"):
+            rows[cells[0]] = [float(value) for value in cells[1:]]
+    assert set(rows) == {"inference", "train"}
+    for mode, (cpp_ms, python_ms, ratio) in rows.items():
+        assert cpp_ms > 0 and python_ms > 0, mode
+        assert math.isclose(ratio, python_ms / cpp_ms, rel_tol=0.02, abs_tol=0.01), (mode, ratio)

@@ -3,7 +3,9 @@ computes what Python computes."""
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -35,19 +37,24 @@ def expected_final_h() -> np.ndarray:
     return ops.lstm_forward(x, W, U, b, p, peephole="diagonal").h.ravel()
 
 
-def build_example(prefix: Path, build_dir: Path, library: str = "lstm_native::lstm_native") -> None:
-    run("cmake", "-S", EXAMPLE, "-B", build_dir, f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release",
-        f"-DLSTM_NATIVE_LIBRARY={library}")
+def build_example(prefix: Path, build_dir: Path) -> None:
+    run("cmake", "-S", EXAMPLE, "-B", build_dir, f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release")
     run("cmake", "--build", build_dir)
 
 
+def isa_and_final_h(output: str) -> tuple[str | None, np.ndarray]:
+    """forward_example's output: the build of the CPU code it ran (None from cuda_forward_example) and h."""
+    header = re.match(rf"lstm_native {re.escape(lstm_native.__version__)}(?: \((\w+) code\))?, final h:\n", output)
+    assert header, output
+    return header.group(1), np.array([float(line) for line in output.splitlines()[1:]])
+
+
 def final_h(output: str) -> np.ndarray:
-    assert output.startswith(f"lstm_native {lstm_native.__version__}, final h:"), output
-    return np.array([float(line) for line in output.splitlines()[1:]])
+    return isa_and_final_h(output)[1]
 
 
-def build_and_run_example(prefix: Path, build_dir: Path, library: str = "lstm_native::lstm_native") -> np.ndarray:
-    build_example(prefix, build_dir, library)
+def build_and_run_example(prefix: Path, build_dir: Path) -> np.ndarray:
+    build_example(prefix, build_dir)
     return final_h(run(build_dir / "forward_example"))
 
 
@@ -96,28 +103,95 @@ def test_cuda_example_against_a_standalone_install(standalone_prefix, tmp_path):
         np.testing.assert_allclose(final_h(output), expected_final_h(), rtol=0, atol=1e-5)
 
 
-# Instructions that only the AVX2 (ymm registers) and AVX-512 (zmm registers) builds contain.
-ISA_REGISTERS = {"avx2": "%ymm", "avx512": "%zmm"}
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+BUILDS = ("generic", "avx2", "avx512") if X86_64 else ("generic",)
 
 
-@pytest.mark.parametrize("isa", ["avx2", "avx512"])
-def test_the_installed_package_has_the_fast_builds(isa, tmp_path):
-    """Issue 15: the installed C++ library was the portable build only. The ISA variants install beside it
-    (lstm_native::lstm_native_avx2 / _avx512), hold their instructions, and compute the same h."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the instruction-set variants are built on x86-64 only")
+def cpu_runs(isa: str) -> bool:
+    return isa == "generic" or lstm_native._core.cpu_supports(isa)
+
+
+@pytest.fixture(scope="module")
+def wheel_example(tmp_path_factory) -> Path:
+    """examples/cpp built against the package's own install (the wheel's)."""
+    build_dir = tmp_path_factory.mktemp("wheel_example")
+    build_example(Path(lstm_native.cmake_prefix()), build_dir)
+    return build_dir
+
+
+def run_forward_example(build_dir: Path, isa: str | None) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "LSTM_NATIVE_ISA"}
+    if isa is not None:
+        env["LSTM_NATIVE_ISA"] = isa
+    return subprocess.run([build_dir / "forward_example"], env=env, capture_output=True, text=True, timeout=60)
+
+
+def disassembly_by_member(archive: Path) -> dict[str, str]:
+    """objdump's disassembly of each object in a static archive."""
+    text = run("objdump", "-d", "--no-show-raw-insn", archive)
+    parts = re.split(r"^(\S+\.o):\s+file format .*$", text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_the_installed_library_holds_every_build_of_the_cpu_code():
+    """Issue 19: lstm_native::lstm_native, the one CPU target, holds the baseline build and, on x86-64, the AVX2
+    and AVX-512 builds (the objects of each apart, each with its instructions); the code that runs before the
+    choice (the dispatch, the threads, the model loader) and the baseline build have no AVX instructions."""
+    if not shutil.which("objdump"):
+        pytest.skip("needs binutils' objdump")
     prefix = Path(lstm_native.cmake_prefix())
     targets = (prefix / "lib" / "cmake" / "lstm_native" / "lstm_nativeTargets.cmake").read_text()
-    assert f"lstm_native::lstm_native_{isa}" in targets
-    archive = prefix / "lib" / f"liblstm_native_{isa}.a"
-    if shutil.which("objdump"):
-        disassembly = run("objdump", "-d", "--no-show-raw-insn", archive)
-        assert ISA_REGISTERS[isa] in disassembly
-        assert "%zmm" not in run("objdump", "-d", "--no-show-raw-insn", prefix / "lib" / "liblstm_native.a")
-    if not lstm_native._core.cpu_supports(isa):
-        pytest.skip(f"this CPU cannot run the {isa} build")
-    h = build_and_run_example(prefix, tmp_path / "example", f"lstm_native::lstm_native_{isa}")
+    assert "lstm_native::lstm_native_avx2" not in targets and "lstm_native::lstm_native_avx512" not in targets
+    archive = prefix / "lib" / "liblstm_native.a"
+    symbols = dict(re.findall(r"^(\S+\.o):\n(.*?)(?:\n\n|\Z)", run("nm", "-g", "--defined-only", archive), flags=re.M | re.S))
+    for isa in BUILDS:  # a build's one global symbol: its table (the linker would merge the builds' other ones)
+        assert [line.split()[-1] for line in symbols[f"lstm_native_kernels_{isa}.o"].splitlines()] == [
+            f"lstm_native_cpu_kernels_{isa}"]
+    members = disassembly_by_member(archive)
+    builds = {isa: members.pop(f"lstm_native_kernels_{isa}.o") for isa in BUILDS}
+    assert "%ymm" not in builds["generic"] and "%zmm" not in builds["generic"]
+    if X86_64:
+        assert "%ymm" in builds["avx2"] and "%zmm" not in builds["avx2"]
+        assert "%zmm" in builds["avx512"]
+    assert members, "the dispatching objects"
+    for name, code in members.items():
+        assert "%ymm" not in code and "%zmm" not in code, f"{name} runs before the choice: baseline code only"
+
+
+def test_the_example_runs_the_fastest_build_this_cpu_has(wheel_example):
+    expected = next(isa for isa in reversed(BUILDS) if cpu_runs(isa))
+    done = run_forward_example(wheel_example, None)
+    assert done.returncode == 0, done.stderr
+    isa, h = isa_and_final_h(done.stdout)
+    assert isa == expected
     np.testing.assert_allclose(h, expected_final_h(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("forced", BUILDS)
+def test_lstm_native_isa_forces_a_build(wheel_example, forced):
+    if not cpu_runs(forced):
+        pytest.skip(f"this CPU cannot run the {forced} build")
+    done = run_forward_example(wheel_example, forced)
+    assert done.returncode == 0, done.stderr
+    isa, h = isa_and_final_h(done.stdout)
+    assert isa == forced
+    np.testing.assert_allclose(h, expected_final_h(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("forced", ["avx2", "avx512"])
+def test_forcing_a_build_this_cpu_cannot_run_says_so(wheel_example, forced):
+    if cpu_runs(forced):
+        pytest.skip(f"this CPU runs the {forced} build")
+    done = run_forward_example(wheel_example, forced)
+    assert done.returncode != 0
+    assert f"LSTM_NATIVE_ISA={forced}: this CPU lacks its instructions" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["sse9", "", "AVX2"])
+def test_an_unknown_lstm_native_isa_says_so(wheel_example, value):
+    done = run_forward_example(wheel_example, value)
+    assert done.returncode != 0
+    assert f"LSTM_NATIVE_ISA: expected 'auto', 'generic', 'avx2' or 'avx512', got '{value}'" in done.stderr
 
 
 def configure(tmp_path, *options):

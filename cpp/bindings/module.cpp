@@ -140,20 +140,8 @@ py::tuple step_impl(const CellArguments& a, const py::object& x, const py::objec
 
 PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.doc() = "lstm_native's native core: the peephole LSTM cell, forward and backward (see lstm_native.ops).";
-  m.def(
-      "cpu_supports",
-      [](const std::string& isa) {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        if (isa == "avx2") return avx2;
-        if (isa == "avx512")
-          return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-#endif
-        if (isa != "avx2" && isa != "avx512") throw py::value_error("isa: expected \"avx2\" or \"avx512\", got \"" + isa + "\"");
-        return false;
-      },
-      py::arg("isa"), "Whether this CPU runs the build for `isa`: \"avx2\" (AVX2 + FMA) or \"avx512\" (F, DQ, VL, BW).");
+  m.def("cpu_supports", &cpu_supports,
+        py::arg("isa"), "Whether this CPU runs the build for `isa`: \"avx2\" (AVX2 + FMA) or \"avx512\" (F, DQ, VL, BW).");
   m.attr("__version__") = LSTM_NATIVE_VERSION;
   m.attr("with_cuda") = static_cast<bool>(LSTM_NATIVE_WITH_CUDA);
   m.attr("with_openmp") = static_cast<bool>(LSTM_NATIVE_WITH_OPENMP);

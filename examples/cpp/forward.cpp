@@ -1,7 +1,8 @@
-// Runs one forward pass of a diagonal-peephole LSTM through the installed C++ API and prints the final
-// hidden state. The weights and inputs follow a formula, so that Python can recompute the same numbers
+// Runs one forward pass of a diagonal-peephole LSTM through the installed C++ API and prints the build of the
+// CPU code it ran (lstm_native/cpu.hpp) and the final hidden state. The weights and inputs follow a formula, so that Python can recompute the same numbers
 // (tests/test_cpp_consumer.py does).
 #include <cstdio>
+#include <exception>
 #include <vector>
 
 #include <lstm_native/lstm_native.hpp>
@@ -24,11 +25,11 @@ int main() {
   try {
     ln::forward_inference<float>(config, weights, {{x.data(), {B, T, I}}, {}, {}, {}},
                                  {{y.data(), {B, T, H}}, {h.data(), {B, H}}, {c.data(), {B, H}}});
-  } catch (const std::invalid_argument& error) {
+  } catch (const std::exception& error) {  // bad arguments; an LSTM_NATIVE_ISA this CPU cannot run
     std::fprintf(stderr, "lstm_native: %s\n", error.what());
     return 1;
   }
-  std::printf("lstm_native %s, final h:\n", LSTM_NATIVE_VERSION);
+  std::printf("lstm_native %s (%s code), final h:\n", LSTM_NATIVE_VERSION, ln::active_isa());
   for (float value : h) std::printf("%.9g\n", value);
   return 0;
 }

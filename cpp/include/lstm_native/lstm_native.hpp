@@ -37,3 +37,4 @@
 #include "lstm_native/forward.hpp"
 #include "lstm_native/backward.hpp"
 #include "lstm_native/threads.hpp"
+#include "lstm_native/cpu.hpp"
