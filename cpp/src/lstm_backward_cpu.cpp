@@ -159,20 +159,21 @@ Eigen::Array<T, 1, Eigen::Dynamic> sum_of_rows(std::int64_t count, std::int64_t 
   return sum;
 }
 
-// Rows `valid.rows` of src [.., width] one after another in `storage`, or src itself where every row is valid
-// (or src is null: a gradient not asked for).
+// Rows `valid.rows` of src [.., width] one after another at dst (which may be src: each row moves to an
+// earlier or the same place, after the rows before it have moved); src itself where every row is valid, or
+// src is null (a gradient not asked for).
 template <class T>
-const T* compact_rows(const T* src, std::int64_t width, const ValidRows& valid, std::vector<T>& storage) {
+const T* compact_rows(const T* src, std::int64_t width, const ValidRows& valid, T* dst) {
   if (valid.all || src == nullptr) return src;
-  storage.resize(valid.rows.size() * static_cast<std::size_t>(width));
   for (std::size_t k = 0; k < valid.rows.size(); ++k)
-    std::copy(src + valid.rows[k] * width, src + (valid.rows[k] + 1) * width, storage.data() + k * width);
-  return storage.data();
+    std::copy(src + valid.rows[k] * width, src + (valid.rows[k] + 1) * width, dst + k * width);
+  return dst;
 }
 
 // The gradients that are sums over all steps, from dz of every step (rows t*B + b of dZ [T*B,4H]) and the
 // stored states, summed over the rows of valid steps only (a masked step's dz is 0, its m_t too: with masked
-// steps the sums run over compact copies of the valid rows): dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ (by chunks of columns), dp_k = Σ dz_k ⊙ c
+// steps the spent workspace's buffers are compacted in place, and the products over all rows run over the
+// valid rows at their front): dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ (by chunks of columns), dp_k = Σ dz_k ⊙ c
 // (diagonal) or cᵀ dz_k (full) (by chunks of units), and dx = dZ Wᵀ (by chunks of rows), computed
 // time-major into the spent x_tm buffer and transposed to batch-first.
 // With regularization: h_prev is the recurrent-dropped h (masked in place: the workspace is spent), dU is
@@ -181,19 +182,18 @@ const T* compact_rows(const T* src, std::int64_t width, const ValidRows& valid, 
 template <class T>
 void sequence_gradients(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
                         std::int64_t time, const WorkspaceLayout<T>& ws, const CallMasks<T>& masks,
-                        const std::vector<T>& dh_all, const Gradients<T>& grads) {
+                        std::vector<T>& dh_all, const Gradients<T>& grads) {
   const std::int64_t I = config.input_size, H = config.hidden_size, G = 4 * H, Ho = output_size(config);
   const std::int64_t all_rows = time * B;
   if (!masks.recurrent.empty()) apply_sequence_mask(ws.h, all_rows, B, Ho, masks.recurrent.data());
   const ValidRows valid = time_major_valid_rows(mask, B, time);
   const std::int64_t rows = valid.all ? all_rows : std::int64_t(valid.rows.size());
-  std::vector<T> dz_rows, x_rows, h_rows, c_prev_rows, c_out_rows, m_rows, dh_rows;  // the compact copies
-  auto valid_rows_of = [&](const T* src, std::int64_t width, std::vector<T>& storage) {
-    return matrix(compact_rows(src, width, valid, storage), rows, width);
+  auto valid_rows_in_place = [&](T* data, std::int64_t width) {
+    return matrix(compact_rows(static_cast<const T*>(data), width, valid, data), rows, width);
   };
-  const auto dZ = valid_rows_of(ws.gates, G, dz_rows);
-  const auto X_tm = valid_rows_of(grads.dW.empty() ? nullptr : ws.x_tm, I, x_rows);
-  const auto H_prev = valid_rows_of(grads.dU.empty() ? nullptr : ws.h, Ho, h_rows);  // h_{t-1} of each row
+  const auto dZ = valid_rows_in_place(ws.gates, G);
+  const auto X_tm = valid_rows_in_place(grads.dW.empty() ? nullptr : ws.x_tm, I);
+  const auto H_prev = valid_rows_in_place(grads.dU.empty() ? nullptr : ws.h, Ho);  // h_{t-1} of each row
 
   parallel_chunks(G, reduction_chunk_columns(G), double(rows * (I + Ho + 1)), [&](std::int64_t first, std::int64_t last) {
     const std::int64_t n = last - first;
@@ -208,10 +208,19 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, con
       matrix(grads.db.data, 1, G).middleCols(first, n) = sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_cols.row(r).array(); });
   });
   if (!grads.dpeephole.empty()) {
-    const auto C_prev = valid_rows_of(ws.c, H, c_prev_rows);  // c_{t-1} of each row
-    // The c the output gate peeks at: c_t (before zoneout mixes it), or c_{t-1}.
+    // The c the output gate peeks at: c_t (before zoneout mixes it), or c_{t-1}. c_t overlaps c_{t-1} in ws.c:
+    // the valid rows of c are copied out (c_prev_rows, c_out_rows) for the full peepholes' products, and read
+    // where they lie for the diagonal ones' sums (row_of: a compact row's place in ws.c).
     const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
-    const auto C_out = current ? valid_rows_of(ws.c_new ? ws.c_new : ws.c + B * H, H, c_out_rows) : C_prev;
+    const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
+    const bool diagonal = config.peephole == Peephole::Diagonal;
+    std::vector<T> c_prev_rows(diagonal ? 0 : rows * H), c_out_rows(diagonal ? 0 : rows * H);
+    auto valid_rows_of_c = [&](const T* c, std::vector<T>& storage) {
+      return diagonal ? matrix(c, all_rows, H) : matrix(compact_rows(c, H, valid, storage.data()), rows, H);
+    };
+    const auto C_prev = valid_rows_of_c(ws.c, c_prev_rows);
+    const auto C_out = current ? valid_rows_of_c(c_out, c_out_rows) : C_prev;
+    auto row_of = [&](std::int64_t r) { return diagonal && !valid.all ? valid.rows[r] : r; };
     T* dp = grads.dpeephole.data;
     parallel_chunks(H, reduction_chunk_columns(H), double(rows * 3 * (config.peephole == Peephole::Full ? H : 1)), [&](std::int64_t first, std::int64_t last) {
       const std::int64_t n = last - first;
@@ -219,17 +228,17 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, con
         const auto& C = k == kPeepO ? C_out : C_prev;
         const auto dZ_k = dZ.middleCols(kPeepholeGate[k] * H + first, n);  // units [first, last) of gate k
         const auto C_k = C.middleCols(first, n);
-        if (config.peephole == Peephole::Diagonal)
+        if (diagonal)
           matrix(dp + k * H, 1, H).middleCols(first, n) =
-              sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_k.row(r).array() * C_k.row(r).array(); });
+              sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_k.row(r).array() * C_k.row(row_of(r)).array(); });
         else
           matrix(dp + k * H * H, H, H).middleCols(first, n).noalias() = C.transpose() * dZ_k;
       }
     });
   }
   if (!grads.dprojection.empty()) {
-    const auto M = valid_rows_of(ws.m, H, m_rows);
-    const auto dH = valid_rows_of(dh_all.data(), Ho, dh_rows);
+    const auto M = valid_rows_in_place(ws.m, H);
+    const auto dH = valid_rows_in_place(dh_all.data(), Ho);
     parallel_chunks(Ho, reduction_chunk_columns(Ho), double(rows * H), [&](std::int64_t first, std::int64_t last) {
       matrix(grads.dprojection.data, H, Ho).middleCols(first, last - first).noalias() =
           M.transpose() * dH.middleCols(first, last - first);
@@ -238,8 +247,8 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, con
   if (!grads.dx.empty()) {
     // x_tm is spent (dW is done); dx of a masked step is 0
     if (!valid.all) std::fill(ws.x_tm, ws.x_tm + all_rows * I, T(0));
-    valid_rows_product(static_cast<const T*>(ws.gates), G, all_rows, valid, matrix(weights.W.data, I, G).transpose(),
-                       static_cast<const T*>(nullptr), ws.x_tm);
+    valid_rows_product(dZ.data(), G, all_rows, valid, matrix(weights.W.data, I, G).transpose(),
+                       static_cast<const T*>(nullptr), ws.x_tm, true);
     if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, all_rows, B, I, masks.input.data());
     swap_leading_axes(static_cast<const T*>(ws.x_tm), time, B, I, grads.dx.data);
   }

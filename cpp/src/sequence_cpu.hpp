@@ -222,10 +222,11 @@ inline ValidRows time_major_valid_rows(const std::uint8_t* mask, std::int64_t ba
 
 // out[r] = in[r] M (+ bias) for the valid rows r of in [rows, in_cols] and out [rows, M.cols()] (row-major), in
 // chunks of kGemmChunkRows spread over the threads; out's other rows are left alone. With every row valid,
-// one product per chunk of the buffers themselves; else the chunk's rows are gathered first.
+// one product per chunk of the buffers themselves; else the chunk's rows are gathered first (in_compact: in
+// holds the valid rows one after another already).
 template <class T, class Rhs>
 void valid_rows_product(const T* in, std::int64_t in_cols, std::int64_t rows, const ValidRows& valid, const Rhs& M,
-                        const T* bias, T* out) {
+                        const T* bias, T* out, bool in_compact = false) {
   const std::int64_t out_cols = M.cols();
   const auto In = matrix(in, rows, in_cols);
   auto Out = matrix(out, rows, out_cols);
@@ -243,7 +244,7 @@ void valid_rows_product(const T* in, std::int64_t in_cols, std::int64_t rows, co
   const std::int64_t count = std::int64_t(valid.rows.size());
   parallel_chunks(count, kGemmChunkRows, double(in_cols * out_cols), [&](std::int64_t first, std::int64_t last) {
     Matrix<T> X(last - first, in_cols), Z(last - first, out_cols);
-    for (std::int64_t k = first; k < last; ++k) X.row(k - first) = In.row(valid.rows[k]);
+    for (std::int64_t k = first; k < last; ++k) X.row(k - first) = In.row(in_compact ? k : valid.rows[k]);
     Z.noalias() = X * M;
     add_bias(Z);
     for (std::int64_t k = first; k < last; ++k) Out.row(valid.rows[k]) = Z.row(k - first);
