@@ -12,6 +12,9 @@ of docs/DESIGN.md §1 (Gers: i and f peek at c_{t-1}, o at c_t):
 Modes: "train" is a forward pass and the gradients w.r.t. the inputs and all weights given dy on the whole
 output sequence (B, T, H); "infer" a forward pass returning the whole sequence. FLOPs are those of
 bench/throughput.py for every implementation: infer 2*T*B*(I+H)*4H, train 3 times that.
+Variable-length batches: "ours lengths" and "torch nn.LSTM packed" (pack_padded_sequence into the same
+nn.LSTM) run the same batch with lengths uniform in [T/4, T] (seeded), outputs past a length zero; summary (c)
+gives each one's time over its full-length batch's (FLOPs above count the full length).
 
 Every (implementation, thread count) runs in a fresh subprocess of this script (--worker), because torch's and
 TF's thread pools are fixed at first use and peers must not share a process; numpy's sgemm ceiling is measured
@@ -62,6 +65,7 @@ PLAIN_TARGETS = {("train", "small"): 1.5, ("train", "medium"): 1.2, ("train", "l
                  ("infer", "small"): 1.2, ("infer", "medium"): 1.0, ("infer", "large"): 1.0}
 PEEPHOLE_TARGET = 2.0  # (b) ours diagonal over the fastest peephole peer, every config and mode
 DIAGONAL_FLOOR = 0.95  # (b) ours diagonal over ours None: at most 5% slower
+VARIABLE_LENGTH_TARGET = 0.7  # (c) a variable-length batch's time over the full-length batch's, at most
 
 
 def parse_args():
@@ -94,6 +98,7 @@ class Variant:
     infer: Callable
     train: Optional[Callable]  # None: inference only
     time_major: bool = False  # its x, y and dx are (T, B, .)
+    lengths: Optional[np.ndarray] = None  # the batch's sequence lengths: a variable-length batch
 
 
 def make_data(config: str):
@@ -108,6 +113,7 @@ def make_data(config: str):
         U=rng.standard_normal((H, 4 * H), dtype=np.float32) / np.float32(np.sqrt(H)),
         b=rng.standard_normal(4 * H, dtype=np.float32) / np.float32(10),
         p=rng.standard_normal((3, H), dtype=np.float32) / np.float32(np.sqrt(H)),
+        lengths=np.random.default_rng(1).integers(T // 4, T + 1, size=B),
     )
 
 
@@ -132,19 +138,22 @@ def set_threads(impl: str, threads: int) -> None:
 def ours_variants(d, threads):
     from lstm_native.ops import lstm_backward, lstm_forward
 
-    def variant(name, peephole, p):
+    def variant(name, peephole, p, lengths=None):
+        options = dict(peephole=peephole, lengths=lengths, zero_output_for_mask=lengths is not None)
+
         def infer():
-            return lstm_forward(d.x, d.W, d.U, d.b, p, peephole=peephole).y
+            return lstm_forward(d.x, d.W, d.U, d.b, p, **options).y
 
         def train():
-            return lstm_backward(lstm_forward(d.x, d.W, d.U, d.b, p, peephole=peephole, training=True).context, d.dy)
+            return lstm_backward(lstm_forward(d.x, d.W, d.U, d.b, p, training=True, **options).context, d.dy)
 
-        return Variant(name, peephole, infer, train)
+        return Variant(name, peephole, infer, train, lengths=lengths)
 
-    return [variant("ours", None, None), variant("ours diagonal", "diagonal", d.p)]
+    return [variant("ours", None, None), variant("ours diagonal", "diagonal", d.p),
+            variant("ours lengths", None, None, d.lengths)]
 
 
-def torch_variant(name, peephole, forward, weights, d):
+def torch_variant(name, peephole, forward, weights, d, lengths=None):
     """Training: autograd.grad of forward(x) w.r.t. x and `weights`; inference under torch.inference_mode()."""
     import torch
 
@@ -155,7 +164,8 @@ def torch_variant(name, peephole, forward, weights, d):
         with torch.inference_mode():
             return forward(x)
 
-    return Variant(name, peephole, infer, lambda: torch.autograd.grad(forward(x_grad), (x_grad, *weights), dy))
+    return Variant(name, peephole, infer, lambda: torch.autograd.grad(forward(x_grad), (x_grad, *weights), dy),
+                   lengths=lengths)
 
 
 def torch_variants(d, threads):
@@ -169,7 +179,16 @@ def torch_variants(d, threads):
         for weight, value in zip((lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0), rows):
             weight.copy_(torch.from_numpy(value))
         lstm.bias_hh_l0.zero_()  # nn.LSTM adds two biases: ours is their sum
-    return [torch_variant("torch nn.LSTM", None, lambda x: lstm(x)[0], list(lstm.parameters()), d)]
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    lengths = torch.from_numpy(d.lengths)
+
+    def packed(x):  # padded back to T steps, zeros past each length
+        out = lstm(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0]
+        return pad_packed_sequence(out, batch_first=True, total_length=d.T)[0]
+
+    return [torch_variant("torch nn.LSTM", None, lambda x: lstm(x)[0], list(lstm.parameters()), d),
+            torch_variant("torch nn.LSTM packed", None, packed, list(lstm.parameters()), d, d.lengths)]
 
 
 def scripted_peephole_lstm():
@@ -295,7 +314,8 @@ def check(variant: Variant, d) -> dict:
     from lstm_native.ops import lstm_backward, lstm_forward
 
     p = None if variant.peephole is None else d.p
-    ours = lstm_forward(d.x, d.W, d.U, d.b, p, peephole=variant.peephole, training=True)
+    ours = lstm_forward(d.x, d.W, d.U, d.b, p, peephole=variant.peephole, training=True, lengths=variant.lengths,
+                        zero_output_for_mask=variant.lengths is not None)
     pairs = {"y": (ours.y, variant.infer())}
     if variant.train:
         pairs["dx"] = (lstm_backward(ours.context, d.dy).dx, variant.train()[0])
@@ -323,7 +343,8 @@ def worker(args) -> None:
         flops = 2 * d.T * d.B * (d.I + d.H) * 4 * d.H
         for variant in BUILDERS[impl](d, threads):
             base = {"impl": impl, "name": variant.name, "peephole": variant.peephole, "threads": threads,
-                    "config": config, "B": d.B, "T": d.T, "I": d.I, "H": d.H}
+                    "config": config, "B": d.B, "T": d.T, "I": d.I, "H": d.H,
+                    "variable_length": variant.lengths is not None}
             for mode, fn, mode_flops in (("train", variant.train, 3 * flops), ("infer", variant.infer, flops)):
                 if fn is None:
                     continue
@@ -420,7 +441,8 @@ def report(args, records, machine) -> list[str]:
             lines.append(f"- {name}: " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
                          + f" over {len(mine)} config/thread runs: {'OK' if all(r['ok'] for r in mine) else 'FAILED'}")
 
-    plain_peers = {r["name"] for r in timings if r["impl"] != "ours" and r["peephole"] is None}
+    plain_peers = {r["name"] for r in timings
+                   if r["impl"] != "ours" and r["peephole"] is None and not r["variable_length"]}
     peephole_peers = {r["name"] for r in timings if r["impl"] != "ours" and r["peephole"] == "diagonal"}
 
     def fastest(config, mode, names):
@@ -452,6 +474,17 @@ def report(args, records, machine) -> list[str]:
             if diagonal and plain:
                 lines.append(f"- {config} {mode}: ours diagonal ÷ ours = {diagonal / plain:.3f}, target >= "
                              f"{DIAGONAL_FLOOR}: {verdict(diagonal / plain, DIAGONAL_FLOOR)}")
+    lines += ["", f"(c) a variable-length batch (lengths uniform in [T/4, T]): its time over the full-length "
+              f"batch's, each at its best thread setting (ours: target <= {VARIABLE_LENGTH_TARGET}):"]
+    for config in args.configs:
+        for mode in MODES:
+            for full, variable in (("ours", "ours lengths"), ("torch nn.LSTM", "torch nn.LSTM packed")):
+                full_speed, variable_speed = speed(config, mode, full), speed(config, mode, variable)
+                if not (full_speed and variable_speed):
+                    continue
+                ratio = full_speed / variable_speed
+                target = f": {'MET' if ratio <= VARIABLE_LENGTH_TARGET else 'MISSED'}" if full == "ours" else ""
+                lines.append(f"- {config} {mode}: {variable} ÷ {full} = {ratio:.2f}x the time{target}")
     return lines
 
 

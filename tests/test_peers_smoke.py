@@ -16,7 +16,9 @@ IMPLS = ["ours", "torch", "torch-jit", "keras", "blocklstm", "onnxruntime"]
 MEASURED = {  # implementation row: (modes, the modules it needs)
     "ours": (("train", "infer"), ["lstm_native"]),
     "ours diagonal": (("train", "infer"), ["lstm_native"]),
+    "ours lengths": (("train", "infer"), ["lstm_native"]),
     "torch nn.LSTM": (("train", "infer"), ["torch"]),
+    "torch nn.LSTM packed": (("train", "infer"), ["torch"]),
     "torch scripted peephole": (("train", "infer"), ["torch"]),
     "keras LSTM": (("train", "infer"), ["keras", "tensorflow"]),
     "tf BlockLSTM peephole": (("train", "infer"), ["tensorflow"]),
@@ -61,12 +63,17 @@ def test_every_peer_has_a_table_row(quick_run):
     assert rows == expected_rows()
     assert "(a) ours (peephole None, 2 thread(s))" in stdout and "(b) ours diagonal" in stdout
     assert "- small train: ours diagonal ÷ ours = " in stdout
+    for mode in ("train", "infer"):
+        assert f"- small {mode}: ours lengths ÷ ours = " in stdout
+        if importlib.util.find_spec("torch"):
+            assert f"- small {mode}: torch nn.LSTM packed ÷ torch nn.LSTM = " in stdout
 
 
 def test_every_peer_agrees_with_ours(quick_run):
     stdout, records = quick_run
     checks = [r for r in records if r["kind"] == "check"]
-    assert {r["name"] for r in checks} == {name for name, _, _ in expected_rows()} - {"ours", "ours diagonal"}
+    ours = {"ours", "ours diagonal", "ours lengths"}
+    assert {r["name"] for r in checks} == {name for name, _, _ in expected_rows()} - ours
     assert all(r["ok"] and max(r["errors"].values()) <= 1e-4 for r in checks), checks
     agreement = stdout.split("## Agreement with ours")[1].split("##")[0]
     assert agreement.count(": OK") == len({r["name"] for r in checks}) and "FAILED" not in agreement

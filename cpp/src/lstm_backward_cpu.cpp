@@ -40,6 +40,8 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
   auto dC = matrix(dc + first * H, rows, H);
   T* dh_total = sweep.dh_total.data();
   std::vector<T> dm(projected ? rows * H : 0);  // ∂L/∂m_t = dh_t W_hrᵀ of the chunk's rows
+  std::vector<std::int64_t> active;  // with a mask: the rows whose step t is valid, as offsets from first
+  std::vector<T> dz_gathered, dh_gathered;
 
   for (std::int64_t t = steps.end - 1; t >= steps.begin; --t) {
     T* gates = ws.gates + t * B * G;
@@ -63,8 +65,8 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
     if constexpr (V::zoneout)
       zoneout_weights(reg, true, t, first, rows, B, H, sweep.d_h.data() + first * H, sweep.d_c.data() + first * H);
     auto output = [&](std::int64_t b) {
-      if (!valid_step(mask, b, t, time)) {
-        std::fill(gates + b * G, gates + (b + 1) * G, T(0));  // a carried state has no dz
+      if (!valid_step(mask, b, t, time)) {  // a carried state has no dz; only the full peepholes' products read it
+        if constexpr (V::full) std::fill(gates + b * G, gates + (b + 1) * G, T(0));
         return;
       }
       const T* dh_row = projected ? dm.data() + (b - first) * H : dh_total + b * H;
@@ -97,7 +99,13 @@ void backward_rows(const CellConfig& config, const Weights<T>& weights, const st
     // ∂L/∂h_{t-1} = (dz_t Uᵀ) ⊙ m_h [+ the zoneout carry]; a masked row carried h_{t-1} unchanged, so its
     // gradient passes straight through.
     std::fill(dh + first * Ho, dh + last * Ho, T(0));
-    recurrent.multiply_add(gates + first * G, G, rows, dh + first * Ho, Ho);  // dh_{t-1} = dz_t Uᵀ
+    if (mask == nullptr) {
+      recurrent.multiply_add(gates + first * G, G, rows, dh + first * Ho, Ho);  // dh_{t-1} = dz_t Uᵀ
+    } else {  // a masked row's dz_t is 0 and its dh_{t-1} is set below
+      active_rows(mask, t, time, first, last, active);
+      recurrent.multiply_add_columns(gates + first * G, G, rows, dh + first * Ho, Ho, active.data(),
+                                     std::int64_t(active.size()), dz_gathered, dh_gathered);
+    }
     for (std::int64_t b = first; b < last; ++b) {
       T* dh_row = dh + b * Ho;
       if (!valid_step(mask, b, t, time)) {
@@ -131,7 +139,8 @@ void backward_steps(const CellConfig& config, const Weights<T>& weights, const s
     const std::int64_t steps = steps_per_chunk(B, time, step_work, H);
     for (std::int64_t end = time; end > 0; end -= steps) {
       const StepChunk chunk{std::max<std::int64_t>(0, end - steps), end, 0};
-      parallel_chunks(B, rows, double(end - chunk.begin) * step_work, [&](std::int64_t first, std::int64_t last) {
+      const auto bounds = recurrence_row_bounds(mask, B, time, rows, chunk.begin, end);
+      parallel_ranges(bounds, double(B * (end - chunk.begin)) * step_work, [&](std::int64_t first, std::int64_t last) {
         backward_rows<T, V>(config, weights, mask, B, time, grad_out.dy.data, ws, reg, masks, recurrent, dh.data(),
                             dc.data(), sweep, chunk, first, last);
       });
@@ -150,28 +159,41 @@ Eigen::Array<T, 1, Eigen::Dynamic> sum_of_rows(std::int64_t count, std::int64_t 
   return sum;
 }
 
+// Rows `valid.rows` of src [.., width] one after another at dst (which may be src: each row moves to an
+// earlier or the same place, after the rows before it have moved); src itself where every row is valid, or
+// src is null (a gradient not asked for).
+template <class T>
+const T* compact_rows(const T* src, std::int64_t width, const ValidRows& valid, T* dst) {
+  if (valid.all || src == nullptr) return src;
+  for (std::size_t k = 0; k < valid.rows.size(); ++k)
+    std::copy(src + valid.rows[k] * width, src + (valid.rows[k] + 1) * width, dst + k * width);
+  return dst;
+}
+
 // The gradients that are sums over all steps, from dz of every step (rows t*B + b of dZ [T*B,4H]) and the
-// stored states: dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ (by chunks of columns), dp_k = Σ dz_k ⊙ c
+// stored states, summed over the rows of valid steps only (a masked step's dz is 0, its m_t too: with masked
+// steps the spent workspace's buffers are compacted in place, and the products over all rows run over the
+// valid rows at their front): dW = x_tmᵀ dZ, dU = h_prevᵀ dZ, db = Σ dZ (by chunks of columns), dp_k = Σ dz_k ⊙ c
 // (diagonal) or cᵀ dz_k (full) (by chunks of units), and dx = dZ Wᵀ (by chunks of rows), computed
 // time-major into the spent x_tm buffer and transposed to batch-first.
 // With regularization: h_prev is the recurrent-dropped h (masked in place: the workspace is spent), dU is
 // taken w.r.t. U before weight-drop (⊙ M_U/(1-p)), and dx passes back through the input mask.
 // With a projection also dW_hr = Σ_t m_tᵀ dh_t (by chunks of columns), dh_t from the sweep's dh_all.
 template <class T>
-void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std::int64_t B, std::int64_t time,
-                        const WorkspaceLayout<T>& ws, const CallMasks<T>& masks, const std::vector<T>& dh_all,
-                        const Gradients<T>& grads) {
+void sequence_gradients(const CellConfig& config, const Weights<T>& weights, const std::uint8_t* mask, std::int64_t B,
+                        std::int64_t time, const WorkspaceLayout<T>& ws, const CallMasks<T>& masks,
+                        std::vector<T>& dh_all, const Gradients<T>& grads) {
   const std::int64_t I = config.input_size, H = config.hidden_size, G = 4 * H, Ho = output_size(config);
-  const std::int64_t rows = time * B;
-  if (!masks.recurrent.empty()) apply_sequence_mask(ws.h, rows, B, Ho, masks.recurrent.data());
-  const auto dZ = matrix(static_cast<const T*>(ws.gates), rows, G);
-  const auto X_tm = matrix(static_cast<const T*>(ws.x_tm), rows, I);
-  const auto H_prev = matrix(static_cast<const T*>(ws.h), rows, Ho);  // h_{t-1} of each row
-  const auto C_prev = matrix(static_cast<const T*>(ws.c), rows, H);  // c_{t-1} of each row
-  // The c the output gate peeks at: c_t (before zoneout mixes it), or c_{t-1}.
-  const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
-  const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
-  const auto C_out = matrix(c_out, rows, H);
+  const std::int64_t all_rows = time * B;
+  if (!masks.recurrent.empty()) apply_sequence_mask(ws.h, all_rows, B, Ho, masks.recurrent.data());
+  const ValidRows valid = time_major_valid_rows(mask, B, time);
+  const std::int64_t rows = valid.all ? all_rows : std::int64_t(valid.rows.size());
+  auto valid_rows_in_place = [&](T* data, std::int64_t width) {
+    return matrix(compact_rows(static_cast<const T*>(data), width, valid, data), rows, width);
+  };
+  const auto dZ = valid_rows_in_place(ws.gates, G);
+  const auto X_tm = valid_rows_in_place(grads.dW.empty() ? nullptr : ws.x_tm, I);
+  const auto H_prev = valid_rows_in_place(grads.dU.empty() ? nullptr : ws.h, Ho);  // h_{t-1} of each row
 
   parallel_chunks(G, reduction_chunk_columns(G), double(rows * (I + Ho + 1)), [&](std::int64_t first, std::int64_t last) {
     const std::int64_t n = last - first;
@@ -186,6 +208,19 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
       matrix(grads.db.data, 1, G).middleCols(first, n) = sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_cols.row(r).array(); });
   });
   if (!grads.dpeephole.empty()) {
+    // The c the output gate peeks at: c_t (before zoneout mixes it), or c_{t-1}. c_t overlaps c_{t-1} in ws.c:
+    // the valid rows of c are copied out (c_prev_rows, c_out_rows) for the full peepholes' products, and read
+    // where they lie for the diagonal ones' sums (row_of: a compact row's place in ws.c).
+    const bool current = config.output_peephole_source == OutputPeepholeSource::Current;
+    const T* c_out = current ? (ws.c_new ? ws.c_new : ws.c + B * H) : ws.c;
+    const bool diagonal = config.peephole == Peephole::Diagonal;
+    std::vector<T> c_prev_rows(diagonal ? 0 : rows * H), c_out_rows(diagonal ? 0 : rows * H);
+    auto valid_rows_of_c = [&](const T* c, std::vector<T>& storage) {
+      return diagonal ? matrix(c, all_rows, H) : matrix(compact_rows(c, H, valid, storage.data()), rows, H);
+    };
+    const auto C_prev = valid_rows_of_c(ws.c, c_prev_rows);
+    const auto C_out = current ? valid_rows_of_c(c_out, c_out_rows) : C_prev;
+    auto row_of = [&](std::int64_t r) { return diagonal && !valid.all ? valid.rows[r] : r; };
     T* dp = grads.dpeephole.data;
     parallel_chunks(H, reduction_chunk_columns(H), double(rows * 3 * (config.peephole == Peephole::Full ? H : 1)), [&](std::int64_t first, std::int64_t last) {
       const std::int64_t n = last - first;
@@ -193,29 +228,28 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, std
         const auto& C = k == kPeepO ? C_out : C_prev;
         const auto dZ_k = dZ.middleCols(kPeepholeGate[k] * H + first, n);  // units [first, last) of gate k
         const auto C_k = C.middleCols(first, n);
-        if (config.peephole == Peephole::Diagonal)
+        if (diagonal)
           matrix(dp + k * H, 1, H).middleCols(first, n) =
-              sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_k.row(r).array() * C_k.row(r).array(); });
+              sum_of_rows<T>(rows, n, [&](std::int64_t r) { return dZ_k.row(r).array() * C_k.row(row_of(r)).array(); });
         else
           matrix(dp + k * H * H, H, H).middleCols(first, n).noalias() = C.transpose() * dZ_k;
       }
     });
   }
   if (!grads.dprojection.empty()) {
-    const auto M = matrix(static_cast<const T*>(ws.m), rows, H);
-    const auto dH = matrix(dh_all.data(), rows, Ho);
+    const auto M = valid_rows_in_place(ws.m, H);
+    const auto dH = valid_rows_in_place(dh_all.data(), Ho);
     parallel_chunks(Ho, reduction_chunk_columns(Ho), double(rows * H), [&](std::int64_t first, std::int64_t last) {
       matrix(grads.dprojection.data, H, Ho).middleCols(first, last - first).noalias() =
           M.transpose() * dH.middleCols(first, last - first);
     });
   }
   if (!grads.dx.empty()) {
-    auto dX_tm = matrix(ws.x_tm, rows, I);  // x_tm is spent: dW is done
-    const auto W = matrix(weights.W.data, I, G);
-    parallel_chunks(rows, kGemmChunkRows, double(I * G), [&](std::int64_t first, std::int64_t last) {
-      dX_tm.middleRows(first, last - first).noalias() = dZ.middleRows(first, last - first) * W.transpose();
-    });
-    if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, rows, B, I, masks.input.data());
+    // x_tm is spent (dW is done); dx of a masked step is 0
+    if (!valid.all) std::fill(ws.x_tm, ws.x_tm + all_rows * I, T(0));
+    valid_rows_product(dZ.data(), G, all_rows, valid, matrix(weights.W.data, I, G).transpose(),
+                       static_cast<const T*>(nullptr), ws.x_tm, true);
+    if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, all_rows, B, I, masks.input.data());
     swap_leading_axes(static_cast<const T*>(ws.x_tm), time, B, I, grads.dx.data);
   }
 }
@@ -240,7 +274,7 @@ void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const 
   backward_steps(config, weights, mask.data, batch, time, grad_out, ws, regularization, masks, dh, dc, sweep);
   if (!grads.dh0.empty()) std::copy(dh.begin(), dh.end(), grads.dh0.data);
   if (!grads.dc0.empty()) std::copy(dc.begin(), dc.end(), grads.dc0.data);
-  sequence_gradients(config, weights, batch, time, ws, masks, sweep.dh_all, grads);
+  sequence_gradients(config, weights, mask.data, batch, time, ws, masks, sweep.dh_all, grads);
 }
 
 template void backward<float>(const CellConfig&, const Weights<float>&, Tensor<const std::uint8_t>, std::int64_t,

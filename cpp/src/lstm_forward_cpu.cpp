@@ -16,18 +16,13 @@ namespace lstm_native {
 namespace detail {
 namespace {
 
-// gates [rows,4H] = x [rows,I] W + b, in chunks of rows.
+// gates [rows,4H] = x [rows,I] W + b for the valid rows (the gates of a masked step are never read).
 template <class T>
-void input_projection(const T* x, std::int64_t rows, const CellConfig& config, const Weights<T>& weights, T* gates) {
+void input_projection(const T* x, std::int64_t rows, const ValidRows& valid, const CellConfig& config,
+                      const Weights<T>& weights, T* gates) {
   const std::int64_t I = config.input_size, G = 4 * config.hidden_size;
-  const auto X = matrix(x, rows, I);
-  const auto W = matrix(weights.W.data, I, G);
-  auto Z = matrix(gates, rows, G);
-  parallel_chunks(rows, kGemmChunkRows, double(I * G), [&](std::int64_t first, std::int64_t last) {
-    auto Z_rows = Z.middleRows(first, last - first);
-    Z_rows.noalias() = X.middleRows(first, last - first) * W;
-    if (!weights.b.empty()) Z_rows.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(weights.b.data, G);
-  });
+  valid_rows_product(x, I, rows, valid, matrix(weights.W.data, I, G), weights.b.empty() ? nullptr : weights.b.data,
+                     gates);
 }
 
 template <class T>
@@ -66,6 +61,8 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
   // h_{t-1} with recurrent dropout, the rows' zoneout weights, and inference's m_t of the chunk's rows
   std::vector<T> h_dropped(regularization.recurrent_mask ? rows * Ho : 0), d_h(V::zoneout ? rows * H : 0);
   std::vector<T> d_c(d_h.size()), m_scratch(projected && buf.m == nullptr ? rows * H : 0);
+  std::vector<std::int64_t> active;  // with a mask: the rows whose step t is valid, as offsets from first
+  std::vector<T> h_gathered, z_gathered;
   if (V::zoneout && !regularization.training)  // the expectation, the same at every step
     zoneout_weights(regularization.reg, false, 0, first, rows, B, H, d_h.data(), d_c.data());
 
@@ -87,7 +84,13 @@ void forward_rows(const CellConfig& config, const Weights<T>& weights, const Seq
         h_dropped[k] = h_prev[first * Ho + k] * regularization.recurrent_mask[first * Ho + k];
       h_in = h_dropped.data();
     }
-    recurrent.multiply_add(h_in, Ho, rows, Z.data(), buf.gate_row);  // z_t += h_{t-1} U
+    if (mask == nullptr) {
+      recurrent.multiply_add(h_in, Ho, rows, Z.data(), buf.gate_row);  // z_t += h_{t-1} U
+    } else {  // only for the rows whose step is valid: a masked step never reads z_t
+      active_rows(mask, t, time, first, last, active);
+      recurrent.multiply_add_columns(h_in, Ho, rows, Z.data(), buf.gate_row, active.data(), std::int64_t(active.size()),
+                                     h_gathered, z_gathered);
+    }
     if (V::zoneout && regularization.training)
       zoneout_weights(regularization.reg, true, t, first, rows, B, H, d_h.data(), d_c.data());
     if constexpr (V::full) {  // z_k += c_{t-1} P_k for the gates that peek at c_{t-1}
@@ -170,7 +173,8 @@ void forward_steps(const CellConfig& config, const Weights<T>& weights, const Se
     for (std::int64_t begin = 0; begin < dims.time; begin += steps) {
       const std::int64_t end = std::min(dims.time, begin + steps);
       const auto chunk = chunk_buffers(begin, end);  // (buffers, the step its gates start at)
-      parallel_chunks(dims.batch, rows, double(end - begin) * step_work, [&](std::int64_t first, std::int64_t last) {
+      const auto bounds = recurrence_row_bounds(in.mask.data, dims.batch, dims.time, rows, begin, end);
+      parallel_ranges(bounds, double(dims.batch * (end - begin)) * step_work, [&](std::int64_t first, std::int64_t last) {
         forward_rows<T, V>(config, weights, in, out, dims, chunk.first, regularization, recurrent,
                            StepChunk{begin, end, chunk.second}, first, last);
       });
@@ -210,7 +214,10 @@ void forward_inference(const CellConfig& config, const Weights<T>& weights, cons
   auto chunk_buffers = [&](std::int64_t begin, std::int64_t end) {
     const std::int64_t steps = end - begin;
     gates.resize(static_cast<std::size_t>(B * steps * 4 * H));
-    input_projection(input_rows(in.x, begin, end, x_rows), B * steps, config, weights, gates.data());
+    const ValidRows valid = valid_rows(in.mask.data, B * steps, dims.time, [&](std::int64_t r) {
+      return std::pair{r / steps, begin + r % steps};
+    });
+    input_projection(input_rows(in.x, begin, end, x_rows), B * steps, valid, config, weights, gates.data());
     return std::pair{ForwardBuffers<T>{gates.data(), 4 * H, steps * 4 * H, h.data(), c.data(), nullptr, true}, begin};
   };
   forward_steps(config, weights, in, out, dims,
@@ -228,7 +235,8 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
   const CallMasks<T> masks = draw_call_masks(regularization, config, B, weights.U.data);
   swap_leading_axes(in.x.data, B, time, config.input_size, ws.x_tm);
   if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, time * B, B, config.input_size, masks.input.data());
-  input_projection(static_cast<const T*>(ws.x_tm), time * B, config, weights, ws.gates);
+  input_projection(static_cast<const T*>(ws.x_tm), time * B, time_major_valid_rows(in.mask.data, B, time), config,
+                   weights, ws.gates);
   initial_state(in.h0, ws.h, B * Ho);
   initial_state(in.c0, ws.c, B * H);
   throw_if_cancelled();

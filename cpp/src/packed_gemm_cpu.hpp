@@ -49,6 +49,35 @@ class PackedLhsGemm {
     }
   }
 
+  // C += A B for the given columns of B and C only (ascending indices in [0, n), `count` of them), each
+  // column bit for bit as multiply_add over all n columns computes it. Eigen's kernel takes the columns in
+  // groups of nr = 4 and sums the k terms of a grouped column in another order (two accumulators, even and
+  // odd k) than those of the last n % 4 columns (one), so the gathered columns keep their kind: the
+  // grouped ones first, padded with zero columns to a multiple of 4, then the others. b_buf and c_buf are
+  // scratch the caller keeps between calls.
+  void multiply_add_columns(const T* b, std::int64_t ldb, std::int64_t n, T* c, std::int64_t ldc,
+                            const std::int64_t* columns, std::int64_t count, std::vector<T>& b_buf,
+                            std::vector<T>& c_buf) const {
+    if (count == 0) return;
+    // All columns, or column blocks (nc) that would cut a group of 4 elsewhere than the full product does.
+    if (count == n || (nc_ % Traits::nr != 0 && nc_ < n)) return multiply_add(b, ldb, n, c, ldc);
+    const Index grouped_end = n / Traits::nr * Traits::nr;
+    const Index grouped = std::lower_bound(columns, columns + count, grouped_end) - columns;
+    const Index padded = (grouped + Traits::nr - 1) / Traits::nr * Traits::nr;
+    const Index width = padded + (count - grouped);
+    b_buf.resize(static_cast<std::size_t>(k_ * width));
+    c_buf.resize(static_cast<std::size_t>(m_ * width));
+    std::fill(b_buf.data() + grouped * k_, b_buf.data() + padded * k_, T(0));  // the padding columns
+    auto slot = [&](Index i) { return i < grouped ? i : padded + (i - grouped); };
+    for (Index i = 0; i < count; ++i) {
+      std::copy(b + columns[i] * ldb, b + columns[i] * ldb + k_, b_buf.data() + slot(i) * k_);
+      std::copy(c + columns[i] * ldc, c + columns[i] * ldc + m_, c_buf.data() + slot(i) * m_);
+    }
+    multiply_add(b_buf.data(), k_, width, c_buf.data(), m_);
+    for (Index i = 0; i < count; ++i)
+      std::copy(c_buf.data() + slot(i) * m_, c_buf.data() + (slot(i) + 1) * m_, c + columns[i] * ldc);
+  }
+
  private:
   using Index = Eigen::Index;
   using Traits = Eigen::internal::gebp_traits<T, T>;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -63,6 +64,17 @@ void parallel_chunks(std::int64_t count, std::int64_t chunk, double item_work, c
   for (std::int64_t k = 0; k < chunks; ++k) body(k * chunk, std::min(count, (k + 1) * chunk));
 }
 
+// Runs body(bounds[k], bounds[k + 1]) for every k, the ranges spread over the library's threads when the
+// whole job (`work` multiply-adds) is worth it.
+template <class Body>
+void parallel_ranges(const std::vector<std::int64_t>& bounds, double work, const Body& body) {
+  const std::int64_t ranges = std::int64_t(bounds.size()) - 1;
+  const int threads = get_num_threads();
+  const bool parallel = threads > 1 && ranges > 1 && work >= kMinParallelWork;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+  for (std::int64_t k = 0; k < ranges; ++k) body(bounds[k], bounds[k + 1]);
+}
+
 // Chunk sizes: rows of a large GEMM's output, columns of a reduction over all steps, and batch rows whose
 // whole recurrence one thread runs (batch rows are independent, so the recurrence needs no barrier; larger
 // chunks for larger H amortize the repacking of U that each chunk's per-step GEMM does).
@@ -79,6 +91,38 @@ inline std::int64_t reduction_chunk_columns(std::int64_t columns) {
 inline std::int64_t recurrence_chunk_rows(std::int64_t batch, std::int64_t hidden_size) {
   const std::int64_t half = (batch / 2 + 3) / 4 * 4;
   return std::max<std::int64_t>(4, std::min<std::int64_t>(hidden_size < 256 ? 16 : 32, half));
+}
+
+// The batch-row chunks of the recurrence over steps [begin, end): `chunk` rows each; with a mask, as many
+// chunks whose bounds move so that each holds about as many valid steps (only those cost: with right-padded
+// rows, even chunks would leave one thread waiting for another). The bounds stay multiples of 4, so that
+// Eigen's kernel takes each row's column in the same kind of group as in even chunks (multiply_add_columns).
+inline std::vector<std::int64_t> recurrence_row_bounds(const std::uint8_t* mask, std::int64_t batch,
+                                                       std::int64_t time, std::int64_t chunk, std::int64_t begin,
+                                                       std::int64_t end) {
+  std::vector<std::int64_t> bounds;
+  for (std::int64_t first = 0; first < batch; first += chunk) bounds.push_back(first);
+  bounds.push_back(batch);
+  const std::int64_t chunks = std::int64_t(bounds.size()) - 1;
+  if (mask == nullptr || chunks == 1) return bounds;
+  constexpr std::int64_t kGroup = 4;
+  std::vector<std::int64_t> before{0};  // before[g]: the valid steps of the groups of 4 rows before group g
+  for (std::int64_t group = 0; group < batch; group += kGroup) {
+    std::int64_t valid = 0;
+    for (std::int64_t b = group; b < std::min(batch, group + kGroup); ++b)
+      for (std::int64_t t = begin; t < end; ++t) valid += mask[b * time + t] != 0;
+    before.push_back(before.back() + valid);
+  }
+  const std::int64_t total = before.back();
+  if (total == 0) return bounds;
+  std::vector<std::int64_t> balanced{0};
+  for (std::int64_t k = 1; k < chunks; ++k) {  // after the first group with k/chunks of the valid steps before it
+    const auto share = std::lower_bound(before.begin(), before.end(), (total * k + chunks - 1) / chunks);
+    const std::int64_t row = std::int64_t(share - before.begin()) * kGroup;
+    if (row > balanced.back() && row < batch) balanced.push_back(row);
+  }
+  balanced.push_back(batch);
+  return balanced;
 }
 
 // Sequence calls run their steps in chunks: between two chunks the calling thread checks for cancellation
@@ -146,6 +190,73 @@ void swap_leading_axes(const T* src, std::int64_t d0, std::int64_t d1, std::int6
 // Whether step t of row b is a valid (unmasked) step.
 inline bool valid_step(const std::uint8_t* mask, std::int64_t b, std::int64_t t, std::int64_t time) {
   return mask == nullptr || mask[b * time + t] != 0;
+}
+
+// Variable-length batches. The gates of a masked step are never read (its state is carried, its dz is 0),
+// so the products over the rows of all steps (x W, dx = dZ Wᵀ, the reductions over all steps) compute only
+// the rows of valid steps, and the per-step products only the batch rows whose step is valid: a batch costs
+// its real length.
+
+// The rows of valid steps in a buffer of `count` rows, row r being step row_step(r) = {b, t}. `all`: every
+// step is valid (no mask, or no masked step among these rows); `rows` lists them, ascending, otherwise.
+struct ValidRows {
+  bool all = true;
+  std::vector<std::int64_t> rows;
+};
+template <class RowStep>
+ValidRows valid_rows(const std::uint8_t* mask, std::int64_t count, std::int64_t time, const RowStep& row_step) {
+  ValidRows valid;
+  if (mask == nullptr) return valid;
+  for (std::int64_t r = 0; r < count; ++r) {
+    const auto [b, t] = row_step(r);
+    if (valid_step(mask, b, t, time)) valid.rows.push_back(r);
+  }
+  valid.all = std::int64_t(valid.rows.size()) == count;
+  if (valid.all) valid.rows.clear();
+  return valid;
+}
+// Rows t·B + b of a time-major [T·B] buffer.
+inline ValidRows time_major_valid_rows(const std::uint8_t* mask, std::int64_t batch, std::int64_t time) {
+  return valid_rows(mask, time * batch, time, [&](std::int64_t r) { return std::pair{r % batch, r / batch}; });
+}
+
+// out[r] = in[r] M (+ bias) for the valid rows r of in [rows, in_cols] and out [rows, M.cols()] (row-major), in
+// chunks of kGemmChunkRows spread over the threads; out's other rows are left alone. With every row valid,
+// one product per chunk of the buffers themselves; else the chunk's rows are gathered first (in_compact: in
+// holds the valid rows one after another already).
+template <class T, class Rhs>
+void valid_rows_product(const T* in, std::int64_t in_cols, std::int64_t rows, const ValidRows& valid, const Rhs& M,
+                        const T* bias, T* out, bool in_compact = false) {
+  const std::int64_t out_cols = M.cols();
+  const auto In = matrix(in, rows, in_cols);
+  auto Out = matrix(out, rows, out_cols);
+  auto add_bias = [&](auto& Z) {
+    if (bias != nullptr) Z.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, out_cols);
+  };
+  if (valid.all) {
+    parallel_chunks(rows, kGemmChunkRows, double(in_cols * out_cols), [&](std::int64_t first, std::int64_t last) {
+      auto Z = Out.middleRows(first, last - first);
+      Z.noalias() = In.middleRows(first, last - first) * M;
+      add_bias(Z);
+    });
+    return;
+  }
+  const std::int64_t count = std::int64_t(valid.rows.size());
+  parallel_chunks(count, kGemmChunkRows, double(in_cols * out_cols), [&](std::int64_t first, std::int64_t last) {
+    Matrix<T> X(last - first, in_cols), Z(last - first, out_cols);
+    for (std::int64_t k = first; k < last; ++k) X.row(k - first) = In.row(in_compact ? k : valid.rows[k]);
+    Z.noalias() = X * M;
+    add_bias(Z);
+    for (std::int64_t k = first; k < last; ++k) Out.row(valid.rows[k]) = Z.row(k - first);
+  });
+}
+
+// The batch rows of [first, last) whose step t is valid, as offsets from first (for multiply_add_columns).
+inline void active_rows(const std::uint8_t* mask, std::int64_t t, std::int64_t time, std::int64_t first,
+                        std::int64_t last, std::vector<std::int64_t>& offsets) {
+  offsets.clear();
+  for (std::int64_t b = first; b < last; ++b)
+    if (valid_step(mask, b, t, time)) offsets.push_back(b - first);
 }
 
 }  // namespace lstm_native::detail
