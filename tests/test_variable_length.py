@@ -206,3 +206,24 @@ def test_variable_length_results_do_not_depend_on_the_thread_count(rng, kind, re
         results.append([*inference[:3], *out[:3], *(g for g in grads if g is not None)])
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("kind", MASKS)
+@pytest.mark.parametrize("extra", ["plain", "projection", "zoneout"])
+def test_the_training_workspace_is_written_entirely(rng, variant, kind, extra):
+    """The training forward writes every element of its workspace, masked steps included, though it skips their
+    work: the workspace is handed to callers (ops' pool, the PyTorch operator's output tensor), which must
+    never see what its memory held before. Prefilled with NaN, it holds none after the call."""
+    from lstm_native._backend import core
+
+    peephole, source = variant
+    projected = extra == "projection"
+    x, h0, c0 = random_inputs(rng, B, T, I, H, P=P if projected else None)
+    params = random_params(rng, I, H, peephole, P=P if projected else None)
+    rates = dict(zoneout_h=0.15, zoneout_c=0.1) if extra == "zoneout" else {}
+    _, mask = mask_arguments(rng, kind)
+    size = core.training_workspace_size(B, T, I, H, P if projected else 0, zoneout=bool(rates))
+    workspace = np.full(size, np.nan)
+    core.forward(x=x, h0=h0, c0=c0, mask=mask, training=True, workspace=workspace,
+                 peephole=peephole or "none", output_peephole_source=source, **params, **rates)
+    assert not np.isnan(workspace).any(), f"{np.isnan(workspace).sum()} of {size} elements left unwritten"

@@ -16,13 +16,22 @@ namespace lstm_native {
 namespace detail {
 namespace {
 
-// gates [rows,4H] = x [rows,I] W + b for the valid rows (the gates of a masked step are never read).
+// gates [rows,4H] = x [rows,I] W + b for the valid rows. The gates of a masked step are never read; they are
+// zeroed all the same, so that a training workspace never holds what its memory held before (it is handed to
+// callers: ops' pool, the PyTorch operator's output tensor).
 template <class T>
 void input_projection(const T* x, std::int64_t rows, const ValidRows& valid, const CellConfig& config,
                       const Weights<T>& weights, T* gates) {
   const std::int64_t I = config.input_size, G = 4 * config.hidden_size;
   valid_rows_product(x, I, rows, valid, matrix(weights.W.data, I, G), weights.b.empty() ? nullptr : weights.b.data,
                      gates);
+  if (valid.all) return;
+  std::int64_t next = 0;  // the masked rows lie between consecutive valid ones (valid.rows is ascending)
+  for (std::size_t k = 0; k <= valid.rows.size(); ++k) {
+    const std::int64_t end = k < valid.rows.size() ? valid.rows[k] : rows;
+    std::fill(gates + next * G, gates + end * G, T(0));
+    next = end + 1;
+  }
 }
 
 template <class T>
