@@ -75,6 +75,25 @@ def test_gradcheck_through_the_module_with_packed_sequences():
     assert torch.autograd.gradcheck(function, (x,))
 
 
+@pytest.mark.parametrize("used", [0, 1, 2], ids=["y", "h_n", "c_n"])
+def test_outputs_the_loss_leaves_unused_get_no_gradient_tensor(rng, used):
+    """An output the loss does not use reaches the backward as None (the core takes it as zero), never as a
+    materialized tensor of zeros; the workspace output takes no gradient. The gradients equal those with
+    explicit zero gradients for the other outputs, and gradcheck holds for each output alone."""
+    x, W, U, b, p, _, h0, c0 = tensors(rng, "diagonal")
+    seed = torch.tensor(5)
+    outputs = torch.ops.lstm_native.lstm_forward(x, W, U, b, p, None, h0, c0, None, seed, "diagonal", "current",
+                                                 False, True, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert not outputs[3].requires_grad
+    inputs = (x, W, U, b, p, h0, c0)
+    alone = torch.autograd.grad(outputs[used].sum(), inputs, retain_graph=True)
+    explicit = torch.autograd.grad(outputs[:3], inputs, [torch.ones_like(o) if k == used else torch.zeros_like(o)
+                                                         for k, o in enumerate(outputs[:3])])
+    for got, want in zip(alone, explicit):
+        assert torch.equal(got, want)
+    assert torch.autograd.gradcheck(lambda *v: lstm(*v[:5], h0=v[5], c0=v[6], peephole="diagonal")[used], inputs)
+
+
 def test_backward_twice_through_a_retained_graph_gives_the_same_gradients(rng):
     """The core spends its workspace: the op must work on a copy for the graph to run backward again."""
     x, W, U, b, p, _, h0, c0 = tensors(rng, "full")

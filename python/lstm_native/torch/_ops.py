@@ -159,6 +159,11 @@ def _setup_context(ctx, inputs, output):
     (x, W, U, b, p, W_hr, h0, c0, mask, seed, peephole, output_peephole_source, zero_output_for_mask, training,
      dropout, recurrent_dropout, zoneout_h, zoneout_c, weight_drop) = inputs
     ctx.save_for_backward(W, U, b, p, W_hr, mask, seed, output[3])
+    # No gradient flows into the workspace, and an output the loss does not use gets None, not a tensor of
+    # zeros: the core takes an absent dy, dh_n or dc_n as zero (materializing them, the workspace's tens of MB
+    # included, cost a tenth of a medium training step).
+    ctx.mark_non_differentiable(output[3])
+    ctx.set_materialize_grads(False)
     ctx.batch, ctx.time = x.shape[0], x.shape[1]
     ctx.has_h0, ctx.has_c0 = h0 is not None, c0 is not None
     ctx.config = (peephole, output_peephole_source, zero_output_for_mask, dropout, recurrent_dropout, zoneout_h,
