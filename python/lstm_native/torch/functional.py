@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..ops import _check_variant
-from . import _ops
+from . import _ops  # noqa: F401  (registers torch.ops.lstm_native.*, which lstm() calls)
 
 __all__ = ["lstm"]
 
