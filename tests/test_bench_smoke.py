@@ -1,4 +1,4 @@
-"""bench/throughput.py, bench/torch_module.py and bench/cpp_vs_python.py run: a --quick run prints a row of
+"""bench/throughput.py, torch_module.py, cpp_vs_python.py and gemm_kernels.py run: a --quick run prints a row of
 positive numbers per variant."""
 
 import math
@@ -70,3 +70,23 @@ def test_cpp_vs_python_quick_run_times_both_on_the_same_build():
     for mode, (cpp_ms, python_ms, ratio) in rows.items():
         assert cpp_ms > 0 and python_ms > 0, mode
         assert math.isclose(ratio, python_ms / cpp_ms, rel_tol=0.02, abs_tol=0.01), (mode, ratio)
+
+
+GEMM_KERNELS = SCRIPT.parent / "gemm_kernels.py"
+
+
+def test_gemm_kernels_quick_run_times_the_cores_products():
+    """bench/gemm_kernels.py builds bench/gemm_kernels.cpp against the core's own packed product (Eigen only here:
+    MKL and OpenBLAS would be downloaded) and prints a positive rate for each of its three products."""
+    run = subprocess.run([sys.executable, str(GEMM_KERNELS), "--quick", "--kernels", "eigen"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {}
+    for line in run.stdout.splitlines():
+        if line.startswith("| small"):
+            _, product, M, K, N, eigen, best = (cell.strip() for cell in line.strip("|").split("|"))
+            rows[product] = (int(M), int(K), int(N), float(eigen), float(best))
+    # small: B=32, H=64, I=32: two recurrence chunks of 16 rows, projection blocks of at most 64 rows
+    assert {product: row[:3] for product, row in rows.items()} == {
+        "recurrence": (16, 64, 256), "projection": (64, 32, 256), "backward": (16, 256, 64)}
+    assert all(row[3] > 0 and row[4] == 1.0 for row in rows.values()), rows
