@@ -16,9 +16,11 @@ Variable-length batches: "ours lengths" and "torch nn.LSTM packed" (pack_padded_
 nn.LSTM) run the same batch with lengths uniform in [T/4, T] (seeded), outputs past a length zero; summary (c)
 gives each one's time over its full-length batch's (FLOPs above count the full length).
 
-Every (implementation, thread count) runs in a fresh subprocess of this script (--worker), because torch's and
-TF's thread pools are fixed at first use and peers must not share a process; the sgemm ceiling (the better of
-numpy's and, when installed, PyTorch's) is measured the same way at each thread count. The ratio columns divide ours (peephole None, and diagonal) by the row's
+Every (implementation, thread count) runs in a subprocess of this script of its own (--worker), because torch's and
+TF's thread pools are fixed at first use and peers must not share a process; so does the sgemm ceiling (the better
+of numpy's and, when installed, PyTorch's) at each thread count. The workers stay alive and the parent times in
+rounds, config by config: each round times one repeat of every measurement of every worker, one after the other,
+so that the load of a shared machine drifts over all of them alike instead of over whichever ran last. The ratio columns divide ours (peephole None, and diagonal) by the row's
 implementation, each at its best thread setting. --check compares every peer's y and dx with ours on the
 same weights. See bench/README.md.
 
@@ -35,9 +37,11 @@ import datetime
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from typing import Callable, Optional
@@ -50,7 +54,7 @@ WORKER_ENVIRON = dict(os.environ)
 import numpy as np  # noqa: E402
 
 import throughput  # noqa: E402  bench/throughput.py (this script's folder is sys.path[0]): timing loop, machine helpers
-from throughput import MIN_REPEAT_S, SGEMM_N, cpu_model, numpy_blas, seconds_per_call, summary  # noqa: E402
+from throughput import MIN_REPEAT_S, SGEMM_N, cpu_model, numpy_blas, summary  # noqa: E402
 
 CONFIGS = {"tiny": (1, 100, 16, 32), **throughput.CONFIGS, "long": (16, 1000, 64, 128)}  # name: (B, T, I, H)
 MODES = ("train", "infer")
@@ -58,7 +62,7 @@ REQUIRES = {"ours": ["lstm_native"], "torch": ["torch"], "torch-jit": ["torch"],
             "blocklstm": ["tensorflow"], "onnxruntime": ["onnxruntime", "onnx"]}
 VERSIONS = {"lstm_native": ["lstm_native"], "numpy": ["numpy"], "torch": ["torch"],
             "tensorflow": ["tensorflow", "tensorflow-cpu"], "keras": ["keras"], "onnxruntime": ["onnxruntime"]}
-WARMUP_CALLS = 4  # before seconds_per_call's two; the scripted torch cell's training settles only after ~4 calls
+WARMUP_CALLS = 4  # before the calibrating call; the scripted torch cell's training settles only after ~4 calls
 TOLERANCE = 1e-4  # --check: max |peer - ours| <= TOLERANCE * max(1, max |ours|), for y and dx
 # The issue's targets. (a) ours (peephole None, on the most threads) over the fastest plain peer:
 PLAIN_TARGETS = {("train", "small"): 1.5, ("train", "medium"): 1.25, ("train", "large"): 1.25,
@@ -328,10 +332,9 @@ def check(variant: Variant, d) -> dict:
     return {"errors": errors, "ok": max(errors.values()) <= TOLERANCE}
 
 
-def worker(args) -> None:
-    """Prints one JSON line per measurement (and per --check) of one implementation at one thread count."""
+def timed_calls(args, d) -> dict:
+    """(config, name, mode) -> (fn, FLOPs of a call, the record's fields) of every measurement of this worker."""
     impl, threads = args.worker[0], int(args.worker[1])
-    repeats, min_repeat_s = (2, 0.0) if args.quick else (args.repeats, MIN_REPEAT_S)
     if impl == "sgemm":  # the machine's ceiling: numpy's BLAS, and PyTorch's when installed
         a, b = (np.random.default_rng(0).standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32) for _ in range(2))
         products = {f"numpy ({numpy_blas(np)})": (np.matmul, a, b, np.empty_like(a))}
@@ -340,47 +343,122 @@ def worker(args) -> None:
 
             set_threads("torch", threads)
             products[f"torch {torch.__version__}"] = (torch.matmul, *map(torch.from_numpy, (a, b, np.empty_like(a))))
-        for library, (matmul, a, b, out) in products.items():
-            seconds = seconds_per_call(lambda: matmul(a, b, out=out), repeats, min_repeat_s)
-            print(json.dumps({"kind": "sgemm", "threads": threads, "library": library,
-                              "gflops": summary([2 * SGEMM_N**3 / s / 1e9 for s in seconds])}))
-        return
+        return {("sgemm", library, "sgemm"): ((lambda m=matmul, a=a, b=b, out=out: m(a, b, out=out)), 2 * SGEMM_N**3,
+                                              {"kind": "sgemm", "threads": threads, "library": library})
+                for library, (matmul, a, b, out) in products.items()}
     set_threads(impl, threads)
-    for config in args.configs:
-        d = make_data(config)
-        flops = 2 * d.T * d.B * (d.I + d.H) * 4 * d.H
-        for variant in BUILDERS[impl](d, threads):
-            base = {"impl": impl, "name": variant.name, "peephole": variant.peephole, "threads": threads,
-                    "config": config, "B": d.B, "T": d.T, "I": d.I, "H": d.H,
-                    "variable_length": variant.lengths is not None}
+    calls = {}
+    for config, data in d.items():
+        flops = 2 * data.T * data.B * (data.I + data.H) * 4 * data.H
+        for variant in BUILDERS[impl](data, threads):
+            base = {"kind": "timing", "impl": impl, "name": variant.name, "peephole": variant.peephole,
+                    "threads": threads, "config": config, "B": data.B, "T": data.T, "I": data.I, "H": data.H,
+                    "variable_length": variant.lengths is not None, "dtype": "float32"}
             for mode, fn, mode_flops in (("train", variant.train, 3 * flops), ("infer", variant.infer, flops)):
-                if fn is None:
-                    continue
-                for _ in range(WARMUP_CALLS):
-                    fn()
-                seconds = seconds_per_call(fn, repeats, min_repeat_s)
-                print(json.dumps({"kind": "timing", **base, "mode": mode, "dtype": "float32", "repeats": repeats,
-                                  "seconds": seconds, "seq_per_s": summary([d.B / s for s in seconds]),
-                                  "gflops": summary([mode_flops / s / 1e9 for s in seconds])}), flush=True)
+                if fn is not None:
+                    calls[(config, variant.name, mode)] = (fn, mode_flops, {**base, "mode": mode})
             if args.check and impl != "ours":
-                print(json.dumps({"kind": "check", **base, **check(variant, d)}), flush=True)
+                print(json.dumps({**base, "kind": "check", **check(variant, data)}), flush=True)
+    return calls
+
+
+def worker(args) -> None:
+    """One implementation at one thread count, kept alive by the parent: warms every measurement up and says
+    which it has ("ready"), then times one repeat of the measurement each line of stdin names (a JSON
+    [config, name, mode]), printing its seconds per call, until stdin closes."""
+    d = {} if args.worker[0] == "sgemm" else {config: make_data(config) for config in args.configs}
+    calls = timed_calls(args, d)
+    calls_per_repeat = {}
+    for key, (fn, _, _) in calls.items():
+        for _ in range(WARMUP_CALLS):
+            fn()
+        start = time.perf_counter()
+        fn()
+        calls_per_repeat[key] = 1 if args.quick else max(1, math.ceil(MIN_REPEAT_S / (time.perf_counter() - start)))
+    print(json.dumps({"kind": "ready", "measurements": [[*key, flops, record]
+                                                        for key, (_, flops, record) in calls.items()]}), flush=True)
+    for line in sys.stdin:
+        key = tuple(json.loads(line))
+        fn, repeat = calls[key][0], calls_per_repeat[key]
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        print(json.dumps({"seconds": (time.perf_counter() - start) / repeat}), flush=True)
 
 
 # --------------------------------------------------------------------------------------------- the parent
 
 
-def run_worker(args, impl: str, threads: int) -> list[dict]:
-    """The records of a worker subprocess; a "failed" record when it exits with an error."""
-    env = dict(WORKER_ENVIRON, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    command = [sys.executable, __file__, "--worker", impl, str(threads), "--configs", *args.configs,
-               "--repeats", str(args.repeats)] + ["--quick"] * args.quick + ["--check"] * args.check
-    run = subprocess.run(command, env=env, capture_output=True, text=True)
-    records = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    if run.returncode:
-        reason = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        records.append({"kind": "failed", "impl": impl, "threads": threads,
-                        "reason": f"exit {run.returncode}: {reason}"})
+class Worker:
+    """A worker subprocess (see worker()); `measurements` maps (config, name, mode) to (FLOPs, record)."""
+
+    def __init__(self, args, impl: str, threads: int):
+        env = dict(WORKER_ENVIRON, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+                   MKL_NUM_THREADS=str(threads), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+        configs = ["small"] if impl == "sgemm" else args.configs
+        command = [sys.executable, __file__, "--worker", impl, str(threads), "--configs", *configs,
+                   "--repeats", str(args.repeats)] + ["--quick"] * args.quick + ["--check"] * args.check
+        self.impl, self.threads, self.checks, self.measurements, self.failure = impl, threads, [], {}, None
+        self.stderr = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty worker never blocks on it
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.stderr, text=True, bufsize=1)
+        while True:  # the checks, then "ready"
+            record = self.read()
+            if record is None or record["kind"] == "ready":
+                break
+            self.checks.append(record)
+        if record is not None:
+            self.measurements = {tuple(m[:3]): (m[3], m[4]) for m in record["measurements"]}
+
+    def read(self) -> Optional[dict]:
+        """The worker's next JSON line; None (and self.failure set) when it has exited."""
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        self.process.wait()
+        self.stderr.seek(0)
+        reason = (self.stderr.read().strip().splitlines() or ["no message"])[-1]
+        self.failure = {"kind": "failed", "impl": self.impl, "threads": self.threads,
+                        "reason": f"exit {self.process.returncode}: {reason}"}
+        return None
+
+    def time(self, key) -> Optional[float]:
+        self.process.stdin.write(json.dumps(key) + "\n")
+        self.process.stdin.flush()
+        record = self.read()
+        return None if record is None else record["seconds"]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+        self.stderr.close()
+
+
+def measure(args, workers: list[Worker]) -> list[dict]:
+    """Records of every measurement: config by config, `repeats` rounds, each round timing every measurement of
+    every worker once, one after the other, so that the machine's load drifts over all of them alike."""
+    repeats = 2 if args.quick else args.repeats
+    seconds = {}
+    for config in ["sgemm", *args.configs]:
+        for _ in range(repeats):
+            for w in workers:
+                for key in (k for k in w.measurements if k[0] == config and w.failure is None):
+                    time.sleep(0.02)  # let the previous worker's spinning threads go to sleep
+                    value = w.time(key)
+                    if value is not None:
+                        seconds.setdefault((id(w), key), []).append(value)
+    records = []
+    for w in workers:
+        records += w.checks
+        for key, (flops, record) in w.measurements.items():
+            values = seconds.get((id(w), key), [])
+            if len(values) == repeats:
+                records.append({**record, "repeats": repeats, "seconds": values,
+                                "gflops": summary([flops / s / 1e9 for s in values]),
+                                **({} if key[0] == "sgemm" else {"seq_per_s": summary([record["B"] / s for s in values])})})
+        if w.failure:
+            records.append(w.failure)
     return records
 
 
@@ -517,22 +595,26 @@ def main() -> int:
                "date": datetime.datetime.now().isoformat(timespec="seconds"), "isa": lstm_native.isa,
                "versions": {name: installed_version(dists) for name, dists in VERSIONS.items()},
                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "skipped": {}}
-    records = []
-    for threads in args.threads:
-        print(f"[peers] sgemm on {threads} thread(s)", file=sys.stderr, flush=True)
-        records += run_worker(args, "sgemm", threads)
-    machine["sgemm_gflops"] = {}
-    for r in (r for r in records if r["kind"] == "sgemm"):
-        machine["sgemm_gflops"][r["threads"]] = max(r["gflops"]["median"], machine["sgemm_gflops"].get(r["threads"], 0))
-    for impl in args.impls:
-        missing = [module for module in REQUIRES[impl] if importlib.util.find_spec(module) is None]
+    workers = []
+    for impl in ["sgemm", *args.impls]:
+        missing = [module for module in REQUIRES.get(impl, [])
+                   if importlib.util.find_spec(module) is None]
         if missing:
             machine["skipped"][impl] = missing
             continue
         for threads in args.threads:
-            print(f"[peers] {impl} on {threads} thread(s), {time.perf_counter() - start:.0f} s", file=sys.stderr,
-                  flush=True)
-            records += run_worker(args, impl, threads)
+            print(f"[peers] {impl} on {threads} thread(s): starting, {time.perf_counter() - start:.0f} s",
+                  file=sys.stderr, flush=True)
+            workers.append(Worker(args, impl, threads))
+    print(f"[peers] measuring in rounds, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    try:
+        records = measure(args, workers)
+    finally:
+        for w in workers:
+            w.close()
+    machine["sgemm_gflops"] = {}
+    for r in (r for r in records if r["kind"] == "sgemm"):
+        machine["sgemm_gflops"][r["threads"]] = max(r["gflops"]["median"], machine["sgemm_gflops"].get(r["threads"], 0))
     machine["load_average_end"] = os.getloadavg()[0]
     lines = report(args, records, machine)
     lines += ["", f"Run time: {time.perf_counter() - start:.0f} s."]

@@ -227,3 +227,29 @@ def test_the_training_workspace_is_written_entirely(rng, variant, kind, extra):
     core.forward(x=x, h0=h0, c0=c0, mask=mask, training=True, workspace=workspace,
                  peephole=peephole or "none", output_peephole_source=source, **params, **rates)
     assert not np.isnan(workspace).any(), f"{np.isnan(workspace).sum()} of {size} elements left unwritten"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("given", ["mask", "lengths"])
+def test_a_batch_whose_every_step_is_masked(rng, variant, given, threads, restore_threads):
+    """No valid step at all (every length 0): no product has a row to compute. Each row carries its initial
+    state to the end, zero outputs, the input gets no gradient and the weights none but through nothing; the
+    call neither crashes (an empty product once divided by zero) nor reads what it never wrote."""
+    lstm_native.set_num_threads(threads)
+    batch, time = 5, 7
+    x, h0, c0 = random_inputs(rng, batch, time, I, H)
+    params = random_params(rng, I, H, variant[0])
+    kwargs = dict(mask=np.zeros((batch, time), bool)) if given == "mask" else dict(lengths=np.zeros(batch, int))
+    dy, dh, dc = (rng.standard_normal(shape) for shape in ((batch, time, H), (batch, H), (batch, H)))
+    inference = lstm_forward(x, **params, peephole=variant[0], output_peephole_source=variant[1], h0=h0, c0=c0,
+                             zero_output_for_mask=True, **kwargs)
+    out, grads = run(x, params, variant, h0, c0, dy, dh, dc, zero_output_for_mask=True, **kwargs)
+    for result in (inference, out):
+        np.testing.assert_array_equal(result.y, 0)
+        np.testing.assert_array_equal(result.h, h0)
+        np.testing.assert_array_equal(result.c, c0)
+    np.testing.assert_array_equal(grads.dx, 0)
+    np.testing.assert_array_equal(grads.dh0, dh)  # the final state is the initial one: its gradient passes through
+    np.testing.assert_array_equal(grads.dc0, dc)
+    for name in ("dW", "dU", "db"):
+        np.testing.assert_array_equal(getattr(grads, name), 0, err_msg=name)

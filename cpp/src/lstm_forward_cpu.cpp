@@ -58,7 +58,7 @@ class InputProjection {
   // share a chunk of steps evenly (inference's chunk of 3 steps at B=64 made 3 blocks of 64: one thread
   // idled for a third of its projection).
   static std::int64_t block_rows(std::int64_t count) {
-    const std::int64_t blocks = 2 * ((count + 2 * kRows - 1) / (2 * kRows));
+    const std::int64_t blocks = std::max<std::int64_t>(2, 2 * ((count + 2 * kRows - 1) / (2 * kRows)));
     return std::max<std::int64_t>(4, ((count + blocks - 1) / blocks + 3) / 4 * 4);
   }
 
