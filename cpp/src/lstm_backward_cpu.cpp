@@ -245,10 +245,9 @@ void sequence_gradients(const CellConfig& config, const Weights<T>& weights, con
     });
   }
   if (!grads.dx.empty()) {
-    // x_tm is spent (dW is done); dx of a masked step is 0
-    if (!valid.all) std::fill(ws.x_tm, ws.x_tm + all_rows * I, T(0));
-    valid_rows_product(dZ.data(), G, all_rows, valid, matrix(weights.W.data, I, G).transpose(),
-                       static_cast<const T*>(nullptr), ws.x_tm, true);
+    // dx = dZ Wᵀ into x_tm, which is spent (dW is done); dx of a masked step is 0. Wᵀ's transpose, the packed
+    // factor, is W itself: row-major, leading dimension 4H.
+    RowsProduct<T, Eigen::RowMajor>(weights.W.data, G, G, I, nullptr)(dZ.data(), all_rows, valid, ws.x_tm, true);
     if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, all_rows, B, I, masks.input.data());
     swap_leading_axes(static_cast<const T*>(ws.x_tm), time, B, I, grads.dx.data);
   }

@@ -2,6 +2,7 @@
 // per step one GEMM h_{t-1} U (plus the peephole GEMMs c P_k for Peephole::Full), one fused elementwise pass
 // over the batch rows, and with a projection one GEMM h_t = m_t W_hr.
 #include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -16,68 +17,14 @@ namespace lstm_native {
 namespace detail {
 namespace {
 
-// gates [rows,4H] = x [rows,I] W + b for the valid rows, W packed once per call (Wᵀ is the left factor of the
-// column-major view gatesᵀ = Wᵀ xᵀ) and reused for every chunk of steps: a product per chunk would pack all
-// of W again each time (inference runs a chunk of a few steps at a time, and at I=512, H=512 repacking W
-// cost as much as multiplying by it). The rows go in blocks of kRows, a few blocks per thread even for one
-// chunk of steps; the blocks depend on the shape (and mask) only. The gates of a masked step are never
-// read; they are zeroed all the same, so that a training workspace never holds what its memory held before
-// (it is handed to callers: ops' pool, the PyTorch operator's output tensor).
+// gates [rows,4H] = x [rows,I] W + b for the valid rows, zero for the others: the gates of a masked step are
+// never read, but a training workspace must never hold what its memory held before (it is handed to callers:
+// ops' pool, the PyTorch operator's output tensor).
 template <class T>
-class InputProjection {
- public:
-  InputProjection(const CellConfig& config, const Weights<T>& weights)
-      : I_(config.input_size), G_(4 * config.hidden_size), bias_(weights.b.empty() ? nullptr : weights.b.data),
-        packed_(weights.W.data, G_, G_, I_, kRows) {}
-
-  void operator()(const T* x, std::int64_t rows, const ValidRows& valid, T* gates) const {
-    const std::int64_t count = valid.all ? rows : std::int64_t(valid.rows.size());
-    parallel_chunks(count, block_rows(count), double(I_ * G_), [&](std::int64_t first, std::int64_t last) {
-      const std::int64_t n = last - first;
-      if (valid.all) return project(x + first * I_, n, gates + first * G_);
-      std::vector<T> x_valid(static_cast<std::size_t>(n * I_)), gates_valid(static_cast<std::size_t>(n * G_));
-      for (std::int64_t k = 0; k < n; ++k)
-        std::copy(x + valid.rows[first + k] * I_, x + (valid.rows[first + k] + 1) * I_, x_valid.data() + k * I_);
-      project(x_valid.data(), n, gates_valid.data());
-      for (std::int64_t k = 0; k < n; ++k)
-        std::copy(gates_valid.data() + k * G_, gates_valid.data() + (k + 1) * G_, gates + valid.rows[first + k] * G_);
-    });
-    if (valid.all) return;
-    std::int64_t next = 0;  // the masked rows lie between consecutive valid ones (valid.rows is ascending)
-    for (std::size_t k = 0; k <= valid.rows.size(); ++k) {
-      const std::int64_t end = k < valid.rows.size() ? valid.rows[k] : rows;
-      std::fill(gates + next * G_, gates + end * G_, T(0));
-      next = end + 1;
-    }
-  }
-
- private:
-  static constexpr std::int64_t kRows = 64;  // a multiple of 4: Eigen's kernel takes the rows 4 at a time
-
-  // Rows per block: at most kRows, in an even number of blocks of about the same size, so that two threads
-  // share a chunk of steps evenly (inference's chunk of 3 steps at B=64 made 3 blocks of 64: one thread
-  // idled for a third of its projection).
-  static std::int64_t block_rows(std::int64_t count) {
-    const std::int64_t blocks = std::max<std::int64_t>(2, 2 * ((count + 2 * kRows - 1) / (2 * kRows)));
-    return std::max<std::int64_t>(4, ((count + blocks - 1) / blocks + 3) / 4 * 4);
-  }
-
-  // n contiguous rows: z = b + x W
-  void project(const T* x, std::int64_t n, T* gates) const {
-    for (std::int64_t r = 0; r < n; ++r) {
-      T* row = gates + r * G_;
-      if (bias_ != nullptr)
-        std::copy(bias_, bias_ + G_, row);
-      else
-        std::fill(row, row + G_, T(0));
-    }
-    packed_.multiply_add(x, I_, n, gates, G_);
-  }
-
-  std::int64_t I_, G_;
-  const T* bias_;
-  PackedLhsGemm<T, Eigen::ColMajor> packed_;
-};
+RowsProduct<T, Eigen::ColMajor> input_projection(const CellConfig& config, const Weights<T>& weights) {
+  const std::int64_t G = 4 * config.hidden_size;
+  return {weights.W.data, G, config.input_size, G, weights.b.empty() ? nullptr : weights.b.data};
+}
 
 template <class T>
 void initial_state(const Tensor<const T>& given, T* state, std::int64_t count) {
@@ -260,20 +207,21 @@ void forward_inference(const CellConfig& config, const Weights<T>& weights, cons
   validate(config, regularization);
   const SequenceDims dims = validate_forward(config, weights, in, out, SequenceOutputs::Optional);
   const std::int64_t B = dims.batch, H = config.hidden_size, Ho = output_size(config);
-  std::vector<T> gates, x_rows, h(2 * B * Ho), c(2 * B * H);
+  std::vector<T> x_rows, h(2 * B * Ho), c(2 * B * H);
+  std::unique_ptr<T[]> gates;  // not zeroed: the projection writes every element (small: 1.6 MB a call)
   initial_state(in.h0, h.data(), B * Ho);
   initial_state(in.c0, c.data(), B * H);
   // The gates of one chunk of steps, batch-first: row b of step t at (b*steps + t - begin)*4H, so that
   // x W of the chunk is one product.
-  const InputProjection<T> input_projection(config, weights);
+  const auto project_inputs = input_projection(config, weights);
   auto chunk_buffers = [&](std::int64_t begin, std::int64_t end) {
     const std::int64_t steps = end - begin;
-    gates.resize(static_cast<std::size_t>(B * steps * 4 * H));
+    if (!gates) gates.reset(new T[static_cast<std::size_t>(B * steps * 4 * H)]);  // the first chunk is the longest
     const ValidRows valid = valid_rows(in.mask.data, B * steps, dims.time, [&](std::int64_t r) {
       return std::pair{r / steps, begin + r % steps};
     });
-    input_projection(input_rows(in.x, begin, end, x_rows), B * steps, valid, gates.data());
-    return std::pair{ForwardBuffers<T>{gates.data(), 4 * H, steps * 4 * H, h.data(), c.data(), nullptr, true}, begin};
+    project_inputs(input_rows(in.x, begin, end, x_rows), B * steps, valid, gates.get());
+    return std::pair{ForwardBuffers<T>{gates.get(), 4 * H, steps * 4 * H, h.data(), c.data(), nullptr, true}, begin};
   };
   forward_steps(config, weights, in, out, dims,
                 StepRegularization<T>{regularization, false, weights.U.data, nullptr, nullptr}, chunk_buffers);
@@ -290,8 +238,8 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
   const CallMasks<T> masks = draw_call_masks(regularization, config, B, weights.U.data);
   swap_leading_axes(in.x.data, B, time, config.input_size, ws.x_tm);
   if (!masks.input.empty()) apply_sequence_mask(ws.x_tm, time * B, B, config.input_size, masks.input.data());
-  const InputProjection<T> input_projection(config, weights);
-  input_projection(static_cast<const T*>(ws.x_tm), time * B, time_major_valid_rows(in.mask.data, B, time), ws.gates);
+  input_projection(config, weights)(static_cast<const T*>(ws.x_tm), time * B,
+                                    time_major_valid_rows(in.mask.data, B, time), ws.gates);
   initial_state(in.h0, ws.h, B * Ho);
   initial_state(in.c0, ws.c, B * H);
   throw_if_cancelled();

@@ -14,6 +14,7 @@
 #include "lstm_native/forward.hpp"
 #include "lstm_native/threads.hpp"
 #include "../common/sequence_checks.hpp"
+#include "packed_gemm_cpu.hpp"
 
 namespace lstm_native::detail {
 
@@ -220,36 +221,71 @@ inline ValidRows time_major_valid_rows(const std::uint8_t* mask, std::int64_t ba
   return valid_rows(mask, time * batch, time, [&](std::int64_t r) { return std::pair{r % batch, r / batch}; });
 }
 
-// out[r] = in[r] M (+ bias) for the valid rows r of in [rows, in_cols] and out [rows, M.cols()] (row-major), in
-// chunks of kGemmChunkRows spread over the threads; out's other rows are left alone. With every row valid,
-// one product per chunk of the buffers themselves; else the chunk's rows are gathered first (in_compact: in
-// holds the valid rows one after another already).
-template <class T, class Rhs>
-void valid_rows_product(const T* in, std::int64_t in_cols, std::int64_t rows, const ValidRows& valid, const Rhs& M,
-                        const T* bias, T* out, bool in_compact = false) {
-  const std::int64_t out_cols = M.cols();
-  const auto In = matrix(in, rows, in_cols);
-  auto Out = matrix(out, rows, out_cols);
-  auto add_bias = [&](auto& Z) {
-    if (bias != nullptr) Z.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, out_cols);
-  };
-  if (valid.all) {
-    parallel_chunks(rows, kGemmChunkRows, double(in_cols * out_cols), [&](std::int64_t first, std::int64_t last) {
-      auto Z = Out.middleRows(first, last - first);
-      Z.noalias() = In.middleRows(first, last - first) * M;
-      add_bias(Z);
+// out[r] = in[r] M (+ bias) for the valid rows r of in [rows, K] and out [rows, N] (row-major), zero in the
+// other rows of out; with in_compact, in holds the valid rows one after another. M is packed once (Mᵀ is the
+// left factor of the column-major view outᵀ = Mᵀ inᵀ; MOrder: how Mᵀ lies at m, leading dimension ld) and
+// reused by every call: a product per call, or per chunk of rows, would pack all of M again each time (the
+// inference forward calls once per chunk of a few steps, and at I=512, H=512 repacking W cost as much as
+// multiplying by it). The rows go in blocks (blocks_of) spread over the threads, chosen by the row count only.
+template <class T, int MOrder>
+class RowsProduct {
+ public:
+  RowsProduct(const T* m, std::int64_t ld, std::int64_t K, std::int64_t N, const T* bias)
+      : K_(K), N_(N), bias_(bias), packed_(m, ld, N, K, kRows) {}
+
+  void operator()(const T* in, std::int64_t rows, const ValidRows& valid, T* out, bool in_compact = false) const {
+    const std::int64_t count = valid.all ? rows : std::int64_t(valid.rows.size());
+    parallel_chunks(count, block_rows(count), double(K_ * N_), [&](std::int64_t first, std::int64_t last) {
+      const std::int64_t n = last - first;
+      if (valid.all) return multiply(in + first * K_, n, out + first * N_);
+      std::vector<T> in_valid, out_valid(static_cast<std::size_t>(n * N_));
+      const T* in_block = in + first * K_;
+      if (!in_compact) {
+        in_valid.resize(static_cast<std::size_t>(n * K_));
+        for (std::int64_t k = 0; k < n; ++k)
+          std::copy(in + valid.rows[first + k] * K_, in + (valid.rows[first + k] + 1) * K_, in_valid.data() + k * K_);
+        in_block = in_valid.data();
+      }
+      multiply(in_block, n, out_valid.data());
+      for (std::int64_t k = 0; k < n; ++k)
+        std::copy(out_valid.data() + k * N_, out_valid.data() + (k + 1) * N_, out + valid.rows[first + k] * N_);
     });
-    return;
+    if (valid.all) return;
+    std::int64_t next = 0;  // the other rows lie between consecutive valid ones (valid.rows is ascending)
+    for (std::size_t k = 0; k <= valid.rows.size(); ++k) {
+      const std::int64_t end = k < valid.rows.size() ? valid.rows[k] : rows;
+      std::fill(out + next * N_, out + end * N_, T(0));
+      next = end + 1;
+    }
   }
-  const std::int64_t count = std::int64_t(valid.rows.size());
-  parallel_chunks(count, kGemmChunkRows, double(in_cols * out_cols), [&](std::int64_t first, std::int64_t last) {
-    Matrix<T> X(last - first, in_cols), Z(last - first, out_cols);
-    for (std::int64_t k = first; k < last; ++k) X.row(k - first) = In.row(in_compact ? k : valid.rows[k]);
-    Z.noalias() = X * M;
-    add_bias(Z);
-    for (std::int64_t k = first; k < last; ++k) Out.row(valid.rows[k]) = Z.row(k - first);
-  });
-}
+
+ private:
+  static constexpr std::int64_t kRows = 64;  // a multiple of 4: Eigen's kernel takes the rows 4 at a time
+
+  // Rows per block: at most kRows, in an even number of blocks of about the same size, so that two threads
+  // share a short call evenly (inference's chunk of 3 steps at B=64 made 3 blocks of 64: one thread idled
+  // for a third of its projection).
+  static std::int64_t block_rows(std::int64_t count) {
+    const std::int64_t blocks = std::max<std::int64_t>(2, 2 * ((count + 2 * kRows - 1) / (2 * kRows)));
+    return std::max<std::int64_t>(4, ((count + blocks - 1) / blocks + 3) / 4 * 4);
+  }
+
+  // n contiguous rows: out = bias + in M
+  void multiply(const T* in, std::int64_t n, T* out) const {
+    for (std::int64_t r = 0; r < n; ++r) {
+      T* row = out + r * N_;
+      if (bias_ != nullptr)
+        std::copy(bias_, bias_ + N_, row);
+      else
+        std::fill(row, row + N_, T(0));
+    }
+    packed_.multiply_add(in, K_, n, out, N_);
+  }
+
+  std::int64_t K_, N_;
+  const T* bias_;
+  PackedLhsGemm<T, MOrder> packed_;
+};
 
 // The batch rows of [first, last) whose step t is valid, as offsets from first (for multiply_add_columns).
 inline void active_rows(const std::uint8_t* mask, std::int64_t t, std::int64_t time, std::int64_t first,
