@@ -4,8 +4,8 @@ Threads (lstm_native.set_num_threads):
 The core cuts its work into chunks whose bounds depend only on the shapes (batch rows for the recurrence,
 rows and columns of the large GEMMs), never on the thread count, and Eigen itself runs single-threaded;
 so 1, 2 and 3 threads must give bitwise-identical outputs and gradients. The sizes make every kind of chunk
-come in several pieces, the last one partial: B=37 gives 3 recurrence chunks at H=64, T*B=333 two GEMM
-chunks, 4H=256 four reduction chunks.
+come in several pieces, the last one partial: B=37 gives 3 recurrence chunks at H=64, T*B=333 six row blocks
+of x W and dZ Wᵀ (56 rows, the last 53), 4H=256 two reduction chunks.
 """
 
 import numpy as np

@@ -233,6 +233,9 @@ def test_bad_device_raises_naming_the_input():
     (dict(output_peephole_source="next"), ValueError, "output_peephole_source"),
     (dict(zoneout_h=1.0), ValueError, "zoneout_h"),
     (dict(recurrent_dropout=-0.1), ValueError, "recurrent_dropout"),
+    (dict(weight_drop=float("nan")), ValueError, "weight_drop: expected a finite number"),
+    (dict(zoneout_c="0.1"), TypeError, "zoneout_c: expected a number"),  # as every rate of the library
+    (dict(recurrent_dropout=True), TypeError, "recurrent_dropout: expected a number"),
     (dict(proj_size=2, zoneout_c=0.1), ValueError, "zoneout"),
 ])
 def test_bad_constructor_arguments(arguments, error, match):

@@ -76,10 +76,9 @@ void parallel_ranges(const std::vector<std::int64_t>& bounds, double work, const
   for (std::int64_t k = 0; k < ranges; ++k) body(bounds[k], bounds[k + 1]);
 }
 
-// Chunk sizes: rows of a large GEMM's output, columns of a reduction over all steps, and batch rows whose
-// whole recurrence one thread runs (batch rows are independent, so the recurrence needs no barrier; larger
-// chunks for larger H amortize the repacking of U that each chunk's per-step GEMM does).
-constexpr std::int64_t kGemmChunkRows = 256;
+// Chunk sizes: columns of a reduction over all steps, and batch rows whose whole recurrence one thread runs
+// (batch rows are independent, so the recurrence needs no barrier). The products of rows by the weights cut
+// their rows themselves (RowsProduct).
 // A reduction Aᵀ dZ over all T·B rows repacks A for every chunk of columns: two chunks (one per core of a
 // 2-core machine), at least 64 columns wide. At H=256, 64-column chunks spent 17% of a training step in
 // that repacking.
@@ -226,7 +225,7 @@ inline ValidRows time_major_valid_rows(const std::uint8_t* mask, std::int64_t ba
 // left factor of the column-major view outᵀ = Mᵀ inᵀ; MOrder: how Mᵀ lies at m, leading dimension ld) and
 // reused by every call: a product per call, or per chunk of rows, would pack all of M again each time (the
 // inference forward calls once per chunk of a few steps, and at I=512, H=512 repacking W cost as much as
-// multiplying by it). The rows go in blocks (blocks_of) spread over the threads, chosen by the row count only.
+// multiplying by it). The rows go in blocks (block_rows) spread over the threads, chosen by the row count only.
 template <class T, int MOrder>
 class RowsProduct {
  public:

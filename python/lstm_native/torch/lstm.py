@@ -13,18 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from .. import _arguments
 from ..ops import _check_variant
 from .functional import lstm as lstm_layer
 
 __all__ = ["LSTM"]
 
 _RATES = ("recurrent_dropout", "zoneout_h", "zoneout_c", "weight_drop")
-
-
-def _check_rate(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _check_size(name: str, value, minimum: int) -> None:
@@ -80,7 +75,7 @@ class LSTM(nn.Module):
         self.dropout, self.proj_size = float(dropout), proj_size
         self.peephole, self.output_peephole_source = peephole, output_peephole_source
         for name, value in zip(_RATES, (recurrent_dropout, zoneout_h, zoneout_c, weight_drop)):
-            setattr(self, name, _check_rate(name, value))
+            setattr(self, name, _arguments.number(name, value, at_least=0, below=1))
         if proj_size and (self.zoneout_h or self.zoneout_c):
             raise ValueError("zoneout_h, zoneout_c: zoneout is not supported with a projection (proj_size > 0)")
         self._create_parameters(dict(device=device, dtype=dtype))
