@@ -37,7 +37,6 @@ import datetime
 import importlib.metadata
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -54,7 +53,7 @@ WORKER_ENVIRON = dict(os.environ)
 import numpy as np  # noqa: E402
 
 import throughput  # noqa: E402  bench/throughput.py (this script's folder is sys.path[0]): timing loop, machine helpers
-from throughput import MIN_REPEAT_S, SGEMM_N, cpu_model, numpy_blas, summary  # noqa: E402
+from throughput import MIN_REPEAT_S, SGEMM_N, calls_per_repeat, cpu_model, numpy_blas, summary  # noqa: E402
 
 CONFIGS = {"tiny": (1, 100, 16, 32), **throughput.CONFIGS, "long": (16, 1000, 64, 128)}  # name: (B, T, I, H)
 MODES = ("train", "infer")
@@ -368,18 +367,16 @@ def worker(args) -> None:
     [config, name, mode]), printing its seconds per call, until stdin closes."""
     d = {} if args.worker[0] == "sgemm" else {config: make_data(config) for config in args.configs}
     calls = timed_calls(args, d)
-    calls_per_repeat = {}
+    repeat_calls = {}
     for key, (fn, _, _) in calls.items():
         for _ in range(WARMUP_CALLS):
             fn()
-        start = time.perf_counter()
-        fn()
-        calls_per_repeat[key] = 1 if args.quick else max(1, math.ceil(MIN_REPEAT_S / (time.perf_counter() - start)))
+        repeat_calls[key] = calls_per_repeat(fn, 0.0 if args.quick else MIN_REPEAT_S)
     print(json.dumps({"kind": "ready", "measurements": [[*key, flops, record]
                                                         for key, (_, flops, record) in calls.items()]}), flush=True)
     for line in sys.stdin:
         key = tuple(json.loads(line))
-        fn, repeat = calls[key][0], calls_per_repeat[key]
+        fn, repeat = calls[key][0], repeat_calls[key]
         start = time.perf_counter()
         for _ in range(repeat):
             fn()
@@ -395,10 +392,10 @@ class Worker:
     def __init__(self, args, impl: str, threads: int):
         env = dict(WORKER_ENVIRON, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                    MKL_NUM_THREADS=str(threads), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-        configs = ["small"] if impl == "sgemm" else args.configs
-        command = [sys.executable, __file__, "--worker", impl, str(threads), "--configs", *configs,
-                   "--repeats", str(args.repeats)] + ["--quick"] * args.quick + ["--check"] * args.check
+        command = [sys.executable, __file__, "--worker", impl, str(threads), "--configs", *args.configs] \
+            + ["--quick"] * args.quick + ["--check"] * args.check
         self.impl, self.threads, self.checks, self.measurements, self.failure = impl, threads, [], {}, None
+        self.seconds = {}  # (config, name, mode) -> seconds per call of each repeat timed
         self.stderr = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty worker never blocks on it
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self.stderr, text=True, bufsize=1)
@@ -422,11 +419,13 @@ class Worker:
                         "reason": f"exit {self.process.returncode}: {reason}"}
         return None
 
-    def time(self, key) -> Optional[float]:
+    def time(self, key) -> None:
+        """Times one repeat of the measurement `key` into self.seconds."""
         self.process.stdin.write(json.dumps(key) + "\n")
         self.process.stdin.flush()
         record = self.read()
-        return None if record is None else record["seconds"]
+        if record is not None:
+            self.seconds.setdefault(key, []).append(record["seconds"])
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -439,20 +438,17 @@ def measure(args, workers: list[Worker]) -> list[dict]:
     """Records of every measurement: config by config, `repeats` rounds, each round timing every measurement of
     every worker once, one after the other, so that the machine's load drifts over all of them alike."""
     repeats = 2 if args.quick else args.repeats
-    seconds = {}
     for config in ["sgemm", *args.configs]:
         for _ in range(repeats):
             for w in workers:
                 for key in (k for k in w.measurements if k[0] == config and w.failure is None):
                     time.sleep(0.02)  # let the previous worker's spinning threads go to sleep
-                    value = w.time(key)
-                    if value is not None:
-                        seconds.setdefault((id(w), key), []).append(value)
+                    w.time(key)
     records = []
     for w in workers:
         records += w.checks
         for key, (flops, record) in w.measurements.items():
-            values = seconds.get((id(w), key), [])
+            values = w.seconds.get(key, [])
             if len(values) == repeats:
                 records.append({**record, "repeats": repeats, "seconds": values,
                                 "gflops": summary([flops / s / 1e9 for s in values]),

@@ -48,12 +48,17 @@ def parse_args():
     return args
 
 
+def calls_per_repeat(fn, min_repeat_s: float) -> int:
+    """How many calls of fn (warmed up) a repeat needs to last min_repeat_s, from one timed call."""
+    start = time.perf_counter()
+    fn()
+    return max(1, math.ceil(min_repeat_s / (time.perf_counter() - start)))
+
+
 def seconds_per_call(fn, repeats: int, min_repeat_s: float) -> list[float]:
     """Seconds per call of fn in each of `repeats` repeats, after a warm-up call and a calibration call."""
     fn()
-    start = time.perf_counter()
-    fn()
-    calls = max(1, math.ceil(min_repeat_s / (time.perf_counter() - start)))
+    calls = calls_per_repeat(fn, min_repeat_s)
     result = []
     for _ in range(repeats):
         start = time.perf_counter()
