@@ -159,14 +159,12 @@ Eigen::Array<T, 1, Eigen::Dynamic> sum_of_rows(std::int64_t count, std::int64_t 
   return sum;
 }
 
-// Rows `valid.rows` of src [.., width] one after another at dst (which may be src: each row moves to an
-// earlier or the same place, after the rows before it have moved); src itself where every row is valid, or
-// src is null (a gradient not asked for).
+// Rows `valid.rows` of src [.., width] one after another at dst (which may be src, see gather_rows); src itself
+// where every row is valid, or src is null (a gradient not asked for).
 template <class T>
 const T* compact_rows(const T* src, std::int64_t width, const ValidRows& valid, T* dst) {
   if (valid.all || src == nullptr) return src;
-  for (std::size_t k = 0; k < valid.rows.size(); ++k)
-    std::copy(src + valid.rows[k] * width, src + (valid.rows[k] + 1) * width, dst + k * width);
+  gather_rows(src, width, valid.rows.data(), std::int64_t(valid.rows.size()), dst);
   return dst;
 }
 

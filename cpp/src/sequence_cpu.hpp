@@ -220,6 +220,14 @@ inline ValidRows time_major_valid_rows(const std::uint8_t* mask, std::int64_t ba
   return valid_rows(mask, time * batch, time, [&](std::int64_t r) { return std::pair{r % batch, r / batch}; });
 }
 
+// Rows rows[0..count) of src [.., width] one after another at dst. dst may be src itself when the rows are
+// ascending: each row then moves to an earlier or the same place, after the rows before it have moved.
+template <class T>
+void gather_rows(const T* src, std::int64_t width, const std::int64_t* rows, std::int64_t count, T* dst) {
+  for (std::int64_t k = 0; k < count; ++k)
+    std::copy(src + rows[k] * width, src + (rows[k] + 1) * width, dst + k * width);
+}
+
 // out[r] = in[r] M (+ bias) for the valid rows r of in [rows, K] and out [rows, N] (row-major), zero in the
 // other rows of out; with in_compact, in holds the valid rows one after another. M is packed once (Mᵀ is the
 // left factor of the column-major view outᵀ = Mᵀ inᵀ; MOrder: how Mᵀ lies at m, leading dimension ld) and
@@ -241,8 +249,7 @@ class RowsProduct {
       const T* in_block = in + first * K_;
       if (!in_compact) {
         in_valid.resize(static_cast<std::size_t>(n * K_));
-        for (std::int64_t k = 0; k < n; ++k)
-          std::copy(in + valid.rows[first + k] * K_, in + (valid.rows[first + k] + 1) * K_, in_valid.data() + k * K_);
+        gather_rows(in, K_, valid.rows.data() + first, n, in_valid.data());
         in_block = in_valid.data();
       }
       multiply(in_block, n, out_valid.data());
