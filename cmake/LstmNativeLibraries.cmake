@@ -111,7 +111,7 @@ function(_lstm_native_add_kernels library isa common options)
   set(_src "${_lstm_native_source_dir}/cpp/src")
   set(kernels ${library}_kernels_${isa})
   add_library(${kernels} OBJECT "${_src}/sequence_cpu.cpp" "${_src}/lstm_forward_cpu.cpp"
-              "${_src}/lstm_backward_cpu.cpp" "${_src}/kernels_cpu.cpp")
+              "${_src}/lstm_backward_cpu.cpp" "${_src}/lstm_step_cpu.cpp" "${_src}/kernels_cpu.cpp")
   _lstm_native_cpu_target_defaults(${kernels} ${common} "${LSTM_NATIVE_ISA_FLAGS_${isa}};${options}")
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # the static variables of inline functions as weak symbols, which objcopy can make local, not GCC's

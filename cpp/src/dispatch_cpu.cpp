@@ -70,6 +70,12 @@ void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<co
 }
 
 template <class T>
+std::unique_ptr<detail::StepKernel<T>> detail::make_step_kernel(const CellConfig& config, const Weights<T>& weights,
+                                                                std::int64_t batch, const Regularization& regularization) {
+  return kernels().of<T>().step_kernel(config, weights, batch, regularization);
+}
+
+template <class T>
 void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time, Tensor<const std::uint8_t> mask,
                 const Workspace<T>& workspace, const Trace<T>& trace, const Regularization& regularization) {
   kernels().of<T>().trace(config, batch, time, mask, workspace, trace, regularization);
@@ -87,6 +93,7 @@ void backward(const CellConfig& config, const Weights<T>& weights, Tensor<const 
   template decltype(forward_inference<T>) forward_inference<T>;         \
   template decltype(forward_training<T>) forward_training<T>;           \
   template decltype(forward_step<T>) forward_step<T>;                   \
+  template decltype(detail::make_step_kernel<T>) detail::make_step_kernel<T>; \
   template decltype(read_trace<T>) read_trace<T>;                       \
   template decltype(backward<T>) backward<T>;
 LSTM_NATIVE_INSTANTIATE(float)

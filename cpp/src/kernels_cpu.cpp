@@ -16,7 +16,7 @@ namespace {
 template <class T>
 constexpr lstm_native::detail::CpuKernelsOf<T> kernels_of() {
   return {&lstm_native::forward_inference<T>, &lstm_native::forward_training<T>, &lstm_native::forward_step<T>,
-          &lstm_native::read_trace<T>, &lstm_native::backward<T>};
+          &lstm_native::detail::make_step_kernel<T>, &lstm_native::read_trace<T>, &lstm_native::backward<T>};
 }
 
 }  // namespace

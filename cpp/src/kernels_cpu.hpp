@@ -8,6 +8,7 @@
 
 #include "lstm_native/backward.hpp"
 #include "lstm_native/forward.hpp"
+#include "lstm_native/step.hpp"
 
 namespace lstm_native::detail {
 
@@ -16,6 +17,7 @@ struct CpuKernelsOf {
   decltype(&lstm_native::forward_inference<T>) inference;
   decltype(&lstm_native::forward_training<T>) training;
   decltype(&lstm_native::forward_step<T>) step;
+  decltype(&lstm_native::detail::make_step_kernel<T>) step_kernel;
   decltype(&lstm_native::read_trace<T>) trace;
   decltype(&lstm_native::backward<T>) backward_pass;
 };

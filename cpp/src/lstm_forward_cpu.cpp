@@ -252,25 +252,6 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
 }
 
 template <class T>
-void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x, Tensor<const T> h_prev,
-                  Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c, const Regularization& regularization) {
-  validate(config);
-  const std::int64_t I = config.input_size, H = config.hidden_size, Ho = output_size(config);
-  if (x.empty() || x.shape.size() != 2 || x.shape[1] != I)
-    throw std::invalid_argument("x: expected shape [B, " + std::to_string(I) + "], got " +
-                                (x.empty() ? std::string("nothing") : shape_to_string(x.shape)));
-  const std::int64_t B = x.shape[0];
-  require_shape("h_prev", h_prev, {B, Ho});
-  require_shape("c_prev", c_prev, {B, H});
-  require_shape("h", h, {B, Ho});
-  require_shape("c", c, {B, H});
-  // A sequence of one step whose output y is h.
-  const SequenceInput<T> in{Tensor<const T>(x.data, {B, 1, I}), h_prev, c_prev, {}};
-  const SequenceOutput<T> out{Tensor<T>(h.data, {B, 1, Ho}), {}, c};
-  forward_inference(config, weights, in, out, regularization);
-}
-
-template <class T>
 void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time, Tensor<const std::uint8_t> mask,
                 const Workspace<T>& workspace, const Trace<T>& trace, const Regularization& regularization) {
   using namespace detail;
@@ -305,8 +286,6 @@ void read_trace(const CellConfig& config, std::int64_t batch, std::int64_t time,
                                      const SequenceOutput<T>&, const Regularization&);                         \
   template void forward_training<T>(const CellConfig&, const Weights<T>&, const SequenceInput<T>&,             \
                                     const SequenceOutput<T>&, const Workspace<T>&, const Regularization&);     \
-  template void forward_step<T>(const CellConfig&, const Weights<T>&, Tensor<const T>, Tensor<const T>,        \
-                                Tensor<const T>, Tensor<T>, Tensor<T>, const Regularization&);              \
   template void read_trace<T>(const CellConfig&, std::int64_t, std::int64_t, Tensor<const std::uint8_t>,       \
                               const Workspace<T>&, const Trace<T>&, const Regularization&);
 LSTM_NATIVE_INSTANTIATE_FORWARD(float)

@@ -32,18 +32,27 @@ class PackedLhsGemm {
 
   // C += A B for B (k×n) at b and C (m×n) at c.
   void multiply_add(const T* b, std::int64_t ldb, std::int64_t n, T* c, std::int64_t ldc) const {
+    std::vector<T, Eigen::aligned_allocator<T>> block_b(rhs_scratch_size(n));
+    multiply_add(b, ldb, n, c, ldc, block_b.data());
+  }
+
+  // The elements of the scratch that multiply_add packs B into, for n columns.
+  std::size_t rhs_scratch_size(std::int64_t n) const { return static_cast<std::size_t>(kc_ * std::min<Index>(nc_, n)); }
+
+  // As above, B packed into block_b (rhs_scratch_size(n) elements, aligned as Eigen::aligned_allocator
+  // aligns): allocates nothing.
+  void multiply_add(const T* b, std::int64_t ldb, std::int64_t n, T* c, std::int64_t ldc, T* block_b) const {
     const RhsMapper rhs(b, ldb);
     const ResMapper res(c, ldc);
     Eigen::internal::gemm_pack_rhs<T, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
     Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
-    std::vector<T, Eigen::aligned_allocator<T>> block_b(static_cast<std::size_t>(kc_ * std::min<Index>(nc_, n)));
     for (Index k2 = 0; k2 < k_; k2 += kc_) {  // the k blocks in order: each element of C sums as Eigen's would
       const Index actual_kc = std::min(k2 + kc_, k_) - k2;
       for (Index j2 = 0; j2 < n; j2 += nc_) {
         const Index actual_nc = std::min<Index>(j2 + nc_, n) - j2;
-        pack_rhs(block_b.data(), rhs.getSubMapper(k2, j2), actual_kc, actual_nc);
+        pack_rhs(block_b, rhs.getSubMapper(k2, j2), actual_kc, actual_nc);
         for (Index i2 = 0; i2 < m_; i2 += mc_)
-          gebp(res.getSubMapper(i2, j2), block_a(i2, k2), block_b.data(), std::min(i2 + mc_, m_) - i2, actual_kc,
+          gebp(res.getSubMapper(i2, j2), block_a(i2, k2), block_b, std::min(i2 + mc_, m_) - i2, actual_kc,
                actual_nc, T(1));
       }
     }

@@ -71,9 +71,10 @@ void forward_training(const CellConfig& config, const Weights<T>& weights, const
                       const SequenceOutput<T>& out, const Workspace<T>& workspace,
                       const Regularization& regularization = {});
 
-// One time step (inference), for streaming use:
+// One time step (inference):
 //   x [B,I], h_prev [B,Ho], c_prev [B,H] (both required)  ->  h [B,Ho], c [B,H]  (Ho = output_size(config)).
-// Same cell as the sequence calls with T = 1; h and c must not alias h_prev and c_prev.
+// Same cell as the sequence calls with T = 1; h and c must not alias h_prev and c_prev. It packs the weights
+// for this one step: a stream of steps belongs to a StepCell (lstm_native/step.hpp), which packs them once.
 template <class T>
 void forward_step(const CellConfig& config, const Weights<T>& weights, Tensor<const T> x,
                   Tensor<const T> h_prev, Tensor<const T> c_prev, Tensor<T> h, Tensor<T> c,

@@ -35,6 +35,7 @@
 #include "lstm_native/cell.hpp"
 #include "lstm_native/regularization.hpp"
 #include "lstm_native/forward.hpp"
+#include "lstm_native/step.hpp"
 #include "lstm_native/backward.hpp"
 #include "lstm_native/threads.hpp"
 #include "lstm_native/cpu.hpp"
