@@ -60,9 +60,9 @@ def run_stream(session, model, x, chunks):
     return outputs
 
 
-def check_stream(model, x, path, case, chunks):
+def check_stream(model, x, path, case, chunks, **options):
     randomize(model, np.random.default_rng(0))
-    _, session = export_session(model, path, streaming=True)
+    _, session = export_session(model, path, streaming=True, **options)
     outputs = run_stream(session, model, x, chunks)
     # sequences [B, chunk, F] join along time; a last step's output [B, F] is the last chunk's
     got = np.concatenate(outputs, axis=1) if outputs[0].ndim == 3 else outputs[-1]
@@ -116,6 +116,14 @@ STREAM_CASES = {
 def test_stream_in_chunks_matches_predict(case, chunks, tmp_path):
     layers, data = STREAM_CASES[case]
     check_stream(Sequential(layers()), data(np.random.default_rng(1)), tmp_path / "model.onnx", case, chunks)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, 21])
+def test_stream_opsets(opset, tmp_path):
+    """Squeeze, Unsqueeze and Split take attributes in old opsets and inputs in new ones."""
+    model = Sequential(STREAM_CASES["masking-projected-and-plain-sequences"][0]())
+    check_stream(model, gapped_sequences(np.random.default_rng(5)), tmp_path / "model.onnx", f"opset-{opset}",
+                 (1, 3, 1, 4), opset=opset)
 
 
 def projected(peephole, source, masked, return_sequences=True):

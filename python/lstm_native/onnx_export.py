@@ -328,7 +328,8 @@ def _scan_recurrent(graph: _Graph, layer, directions, x: str, mask, states):
             outputs.append(_reverse_time(graph, y) if lstm is directions[-1] and len(directions) == 2 else y)
     if len(outputs) == 1:
         return outputs[0]
-    directions_axis = graph.op("Concat", [graph.unsqueeze(output, -2) for output in outputs], axis=-2)  # [B, (T,) 2, H']
+    # [B, (T,) 2, H']
+    directions_axis = graph.op("Concat", [graph.unsqueeze(output, -2) for output in outputs], axis=-2)
     return _merge(graph, directions_axis, layer.merge_mode, [0, 0, -1] if layer.return_sequences else [0, -1])
 
 
@@ -357,10 +358,10 @@ def _scan_lstm(graph: _Graph, lstm: LSTM, x: str, mask, h0: str, c0: str):
     def value(name, width, element=TensorProto.FLOAT):
         return helper.make_tensor_value_info(name, element, [None] if width is None else [None, width])
 
-    inputs = [value(h_prev, Ho), value(c_prev, H), value(xw_t, 4 * H)]
-    scanned = [xw] if mask is None else [xw, mask]
+    inputs, scanned = [value(h_prev, Ho), value(c_prev, H), value(xw_t, 4 * H)], [xw]
     if mask is not None:
         inputs.append(value(mask_t, None, TensorProto.BOOL))
+        scanned.append(mask)
     step = helper.make_graph(body.nodes, graph._name(f"{lstm.name}_step"), inputs,
                              [value(h, Ho), value(c, H), value(y, Ho)])
     h_n, c_n, y = graph.op("Scan", [h0, c0, *scanned], outputs=3, body=step, num_scan_inputs=len(scanned),
