@@ -1,8 +1,9 @@
 """lstm_native.onnx.export: the exported graph run by onnxruntime gives our model's predictions (max abs
 difference <= 1e-5, float32) on random weights and inputs, for diagonal and no peepholes, stacked and
 bidirectional LSTMs (every merge mode), return_sequences, go_backwards, Dense on sequences with each
-exported activation, Embedding and Masking masks, any batch size and several opsets; and what ONNX's LSTM
-cannot express raises a ValueError naming the variant.
+exported activation, Embedding and Masking masks, any batch size and several opsets; what ONNX's LSTM
+operator cannot express (full peepholes, output_peephole_source="previous", zoneout, proj_size) exports as a
+Scan, checked the same way; what has no export raises a ValueError naming the variant.
 
 Masks: padded steps at the end of each sequence, and masks of any pattern (left padding, gaps, the first or
 last step alone, a sequence that is all padding), which the graph compacts before ONNX's sequence_lens.
@@ -137,6 +138,26 @@ CASES = {
         LSTM(H, return_sequences=True, peephole=None), merge_mode=mode), Dense(C)], gapped_sequences)
        for mode in ("concat", "sum", "mul", "ave")},
     "gaps-embedding-mask-stacked-sequences": (embedding, gapped_ids),
+    # what ONNX's LSTM operator cannot express, as a Scan (see also tests/test_onnx_streaming.py)
+    **{f"scan-{name}{'-gaps' * gaps}": (lambda arguments=arguments, gaps=gaps: [
+        Input(shape=(T, I)), *([Masking()] * gaps), LSTM(H, return_sequences=True, **arguments), Dense(C)],
+        gapped_sequences if gaps else sequences)
+       for name, arguments in (("full", {"peephole": "full"}), ("previous", {"output_peephole_source": "previous"}),
+                               ("zoneout", {"zoneout_h": 0.3, "zoneout_c": 0.25}),
+                               ("full-previous-go-backwards", {"peephole": "full", "output_peephole_source": "previous",
+                                                               "go_backwards": True}),
+                               ("projected-go-backwards", {"proj_size": 2, "go_backwards": True}))
+       for gaps in (False, True)},
+    **{f"scan-gaps-bidirectional-full-{mode}{'-sequences' * seq}": (
+        lambda mode=mode, seq=seq: [Input(shape=(T, I)), Masking(), Bidirectional(
+            LSTM(H, return_sequences=seq, peephole="full"), merge_mode=mode), Dense(C)], gapped_sequences)
+       for mode in ("concat", "sum", "mul", "ave") for seq in (False, True)},
+    **{f"scan-bidirectional-reversed-directions{'-sequences' * seq}": (lambda seq=seq: [
+        Input(shape=(T, I)), Masking(), Bidirectional(LSTM(H, go_backwards=True, return_sequences=seq)), Dense(C)],
+        gapped_sequences) for seq in (False, True)},
+    "scan-bidirectional-projected-stacked": (lambda: [
+        Input(shape=(T, I)), Bidirectional(LSTM(H, proj_size=2, return_sequences=True)),
+        Bidirectional(LSTM(H, proj_size=3, output_peephole_source="previous")), Dense(C)], sequences),
 }
 
 
@@ -165,9 +186,11 @@ def test_dense_activations(activation, tmp_path):
 
 @pytest.mark.parametrize("opset", [11, 13, 17, 18, 21])
 def test_opsets(opset, tmp_path):
-    """Reductions and Unsqueeze take their axes as attributes in old opsets and as inputs in new ones."""
+    """Reductions, Unsqueeze and Squeeze take their axes, Split its sizes, as attributes in old opsets and as
+    inputs in new ones (the projected LSTM is a Scan)."""
     model = Sequential([Input(shape=(T, I)), Masking(), Bidirectional(LSTM(H, return_sequences=True), merge_mode="sum"),
-                        Bidirectional(LSTM(H), merge_mode="mul"), Dense(C, activation="softmax")])
+                        LSTM(H, proj_size=2, return_sequences=True), Bidirectional(LSTM(H), merge_mode="mul"),
+                        Dense(C, activation="softmax")])
     check(model, padded_sequences(np.random.default_rng(4)), tmp_path / "model.onnx", f"opset-{opset}", opset=opset)
     check(model, gapped_sequences(np.random.default_rng(4)), tmp_path / "model.onnx", f"opset-{opset}-gaps",
           opset=opset)
@@ -187,11 +210,7 @@ def test_dynamic_batch_and_time(tmp_path):
 
 
 @pytest.mark.parametrize("layer, message", [
-    (lambda: LSTM(H, peephole="full"), "peephole='full'"),
-    (lambda: LSTM(H, output_peephole_source="previous"), "output_peephole_source='previous'"),
-    (lambda: Bidirectional(LSTM(H, peephole="full")), "peephole='full'"),
     (lambda: Dense(C, activation="gelu"), "activation 'gelu'"),
-    (lambda: LSTM(H, zoneout_c=0.25), "zoneout_c=0.25"),
 ])
 def test_what_onnx_cannot_express_raises(layer, message, tmp_path):
     model = Sequential([Input(shape=(T, I)), layer()])

@@ -162,7 +162,7 @@ def to_keras(model: Sequential):
 
 
 def _check_expressible(lstm, where: str, target: str, projection: bool = False) -> None:
-    """Zoneout changes the function at inference too (h and c are their expectation): no export has it.
+    """Zoneout changes the function at inference too (h and c are their expectation): Keras and PyTorch lack it.
     A projection (proj_size) exports only where the target has one (`projection`: PyTorch's proj_size)."""
     for name in ("zoneout_h", "zoneout_c"):
         if lstm.rates[name]:
