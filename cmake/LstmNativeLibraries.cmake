@@ -56,6 +56,10 @@ else()
   set(_lstm_native_cpu_dispatch 0)
 endif()
 
+# The model loader and its streams (lstm_native/model.hpp), built where LSTM_NATIVE_WITH_MODEL_IO is 1.
+set(LSTM_NATIVE_LOADER_SOURCES "${_lstm_native_source_dir}/cpp/src/model.cpp"
+    "${_lstm_native_source_dir}/cpp/src/model_stream.cpp" "${_lstm_native_source_dir}/cpp/src/safetensors_file.cpp")
+
 # lstm_native_add_cpu_library(<name> COMMON <common library> [ISAS <isa>...] [COMPILE_OPTIONS <flag>...]
 #                             [LOADER_COMPILE_OPTIONS <flag>...])
 # The CPU backend (cpp/src/): the library <name> whose public functions dispatch at first use to the fastest of
@@ -81,7 +85,7 @@ function(lstm_native_add_cpu_library name)
     _lstm_native_add_kernels(${name} ${isa} ${ARG_COMMON} "${ARG_COMPILE_OPTIONS}")
   endforeach()
   if(LSTM_NATIVE_WITH_MODEL_IO)
-    set(_loader_sources "${_src}/model.cpp" "${_src}/safetensors_file.cpp")
+    set(_loader_sources ${LSTM_NATIVE_LOADER_SOURCES})
     target_sources(${name} PRIVATE ${_loader_sources})
     if(ARG_LOADER_COMPILE_OPTIONS)  # a property of the sources in this directory: one such library per directory
       set_source_files_properties(${_loader_sources} PROPERTIES COMPILE_OPTIONS "${ARG_LOADER_COMPILE_OPTIONS}")

@@ -254,6 +254,11 @@ void run_interruptible(const Fn& fn) {
   }
 }
 
+#if LSTM_NATIVE_WITH_MODEL_IO
+// Adds Model and Stream, the C++ loader's model and its streaming sessions (model_bindings.cpp).
+void add_model_classes(py::module_& m);
+#endif
+
 #if LSTM_NATIVE_WITH_CUDA
 // Adds cuda_device_count, cuda_forward, cuda_backward and CudaWorkspace (cuda_bindings.cpp).
 void add_cuda_functions(py::module_& m);

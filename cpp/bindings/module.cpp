@@ -146,6 +146,9 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE_NAME, m) {
   m.attr("with_cuda") = static_cast<bool>(LSTM_NATIVE_WITH_CUDA);
   m.attr("with_openmp") = static_cast<bool>(LSTM_NATIVE_WITH_OPENMP);
   m.attr("with_model_io") = static_cast<bool>(LSTM_NATIVE_WITH_MODEL_IO);
+#if LSTM_NATIVE_WITH_MODEL_IO
+  add_model_classes(m);
+#endif
 #if LSTM_NATIVE_WITH_CUDA
   add_cuda_functions(m);
 #else

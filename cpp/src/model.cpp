@@ -14,13 +14,20 @@
 #include <nlohmann/json.hpp>
 
 #include "lstm_native/forward.hpp"
+#include "lstm_native/step.hpp"
+#include "model_layers.hpp"
 #include "safetensors_file.hpp"
 
 namespace lstm_native {
 namespace {
 
+using detail::element_count;
+using detail::Layer;
+using detail::LayerStep;
+using detail::Mask;
+using detail::StepData;
+using detail::StepShape;
 using nlohmann::json;
-using Mask = std::vector<std::uint8_t>;  // [B, T]; empty: no mask
 
 // At most 200 characters of a JSON value, for error messages.
 std::string brief(const json& value) {
@@ -213,15 +220,44 @@ std::int64_t rows_of(const Array& x) {
   return rows;
 }
 
-class Layer {
- public:
-  virtual ~Layer() = default;
-  // x -> the output; mask in: the input's mask, out: the output's.
-  virtual Array forward(const Array& x, Mask& mask) const = 0;
-  virtual std::string describe() const = 0;
-};
+[[noreturn]] void refuse_stream(const std::string& layer, const std::string& why) {
+  throw std::invalid_argument("layer \"" + layer + "\" cannot stream: " + why + ", which a stream has not seen yet");
+}
 
 // -- LSTM ------------------------------------------------------------------------------------------------
+// An LSTM's part of a stream: its step cell and state h [B,Ho], c [B,H]. Its output is y (return_sequences,
+// the mask passed on) or h, the state a sequence ending at this step leaves (predict's output then).
+class LstmStep : public LayerStep {
+ public:
+  LstmStep(StepCell<float> cell, bool return_sequences)
+      : cell_(std::move(cell)), return_sequences_(return_sequences) {
+    const std::int64_t B = cell_.batch(), H = cell_.config().hidden_size, Ho = output_size(cell_.config());
+    h_.assign(B * Ho, 0.0f);
+    c_.assign(B * H, 0.0f);
+    y_.assign(return_sequences_ ? B * Ho : 0, 0.0f);
+  }
+  StepData step(StepData in) override {
+    cell_.step(in.values, in.mask, h_.data(), c_.data(), return_sequences_ ? y_.data() : nullptr);
+    if (return_sequences_) return {y_.data(), in.mask};
+    return {h_.data(), nullptr};
+  }
+  std::int64_t state_size() const override { return std::int64_t(h_.size() + c_.size()); }
+  void read_state(float* to) const override { std::copy(c_.begin(), c_.end(), std::copy(h_.begin(), h_.end(), to)); }
+  void write_state(const float* from) override {
+    std::copy(from, from + h_.size(), h_.begin());
+    std::copy(from + h_.size(), from + h_.size() + c_.size(), c_.begin());
+  }
+  void reset() override {
+    std::fill(h_.begin(), h_.end(), 0.0f);
+    std::fill(c_.begin(), c_.end(), 0.0f);
+  }
+
+ private:
+  StepCell<float> cell_;
+  bool return_sequences_;
+  std::vector<float> h_, c_, y_;
+};
+
 class LstmLayer : public Layer {
  public:
   LstmLayer(const LayerSource& src, std::int64_t input_size, std::optional<bool> zero_output_for_mask = {}) {
@@ -277,18 +313,23 @@ class LstmLayer : public Layer {
           if (!m.empty()) std::swap(m[b * T + t], m[b * T + T - 1 - t]);
         }
     }
-    const Weights<float> weights{{W_.data(), {I, 4 * H}}, {U_.data(), {Ho, 4 * H}},
-                                 b_.empty() ? Tensor<const float>() : Tensor<const float>(b_.data(), {4 * H}),
-                                 p_.empty() ? Tensor<const float>() : Tensor<const float>(p_.data(), peephole_shape(config_)),
-                                 W_hr_.empty() ? Tensor<const float>() : Tensor<const float>(W_hr_.data(), {H, Ho})};
     Array y{{B, T, Ho}, std::vector<float>(B * T * Ho)}, h{{B, Ho}, std::vector<float>(B * Ho)};
     std::vector<float> c(B * H);
     const SequenceInput<float> in{{x.values.data(), {B, T, I}}, {}, {},
                                   m.empty() ? Tensor<const std::uint8_t>() : Tensor<const std::uint8_t>(m.data(), {B, T})};
-    forward_inference<float>(config_, weights, in,
+    forward_inference<float>(config_, weights(), in,
                              {{y.values.data(), {B, T, Ho}}, {h.values.data(), {B, Ho}}, {c.data(), {B, H}}}, zoneout_);
     if (!return_sequences_) mask.clear();
     return return_sequences_ ? y : h;
+  }
+
+  std::unique_ptr<LayerStep> stepper(StepShape& shape) const override {
+    if (go_backwards_) refuse_stream(name_, "go_backwards reads each sequence from its end");
+    const std::int64_t B = shape.dims[0];
+    auto step = std::make_unique<LstmStep>(StepCell<float>(config_, weights(), B, zoneout_), return_sequences_);
+    shape.dims = {B, units()};
+    shape.time_axis = return_sequences_;
+    return step;
   }
 
   std::string describe() const override {
@@ -298,6 +339,14 @@ class LstmLayer : public Layer {
   }
 
  private:
+  Weights<float> weights() const {
+    const std::int64_t I = config_.input_size, H = config_.hidden_size, Ho = output_size(config_);
+    return {{W_.data(), {I, 4 * H}}, {U_.data(), {Ho, 4 * H}},
+            b_.empty() ? Tensor<const float>() : Tensor<const float>(b_.data(), {4 * H}),
+            p_.empty() ? Tensor<const float>() : Tensor<const float>(p_.data(), peephole_shape(config_)),
+            W_hr_.empty() ? Tensor<const float>() : Tensor<const float>(W_hr_.data(), {H, Ho})};
+  }
+
   CellConfig config_;
   Regularization zoneout_;
   bool return_sequences_ = false, go_backwards_ = false;
@@ -358,6 +407,10 @@ class BidirectionalLayer : public Layer {
     return out;
   }
 
+  std::unique_ptr<LayerStep> stepper(StepShape&) const override {
+    refuse_stream(forward_->describe(), "a Bidirectional layer reads each sequence from its end too");
+  }
+
   std::string describe() const override { return "Bidirectional(" + forward_->describe() + ") merge=" + merge_; }
 
  private:
@@ -392,6 +445,21 @@ const std::map<std::string, std::function<float(float)>>& elementwise_activation
   return table;
 }
 
+// A stateless layer's part of a stream: its output values (and mask), which apply(in, values, mask) fills from the
+// step's input, returning the mask to pass on.
+class StatelessStep : public LayerStep {
+ public:
+  using Apply = std::function<const std::uint8_t*(StepData, float*, std::uint8_t*)>;
+  StatelessStep(std::int64_t values, std::int64_t rows, Apply apply)
+      : values_(values), mask_(rows), apply_(std::move(apply)) {}
+  StepData step(StepData in) override { return {values_.data(), apply_(in, values_.data(), mask_.data())}; }
+
+ private:
+  std::vector<float> values_;
+  std::vector<std::uint8_t> mask_;
+  Apply apply_;
+};
+
 class DenseLayer : public Layer {
  public:
   DenseLayer(const LayerSource& src, std::int64_t input_size) : inputs_(input_size) {
@@ -399,6 +467,7 @@ class DenseLayer : public Layer {
     activation_ = src.string_or("activation", "linear");
     if (activation_ != "softmax" && activation_ != "log_softmax" && !elementwise_activations().count(activation_))
       internal_error("the rules allow the activation \"" + activation_ + "\", which the C++ loader lacks");
+    if (elementwise_activations().count(activation_)) elementwise_ = &elementwise_activations().at(activation_);
     kernel_ = src.tensor("kernel", {input_size, units_});
     if (src.get<bool>("use_bias")) bias_ = src.tensor("bias", {units_});
     name_ = src.layer;
@@ -409,26 +478,39 @@ class DenseLayer : public Layer {
   Array forward(const Array& x, Mask&) const override {
     if (x.shape.back() != inputs_ || std::int64_t(x.values.size()) != rows_of(x) * inputs_)
       internal_error("a Dense layer got an input of shape " + shape_to_string(x.shape));
-    const std::int64_t rows = rows_of(x);
-    Array y{x.shape, std::vector<float>(rows * units_)};
+    Array y{x.shape, std::vector<float>(rows_of(x) * units_)};
     y.shape.back() = units_;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      float* out = &y.values[r * units_];
-      for (std::int64_t j = 0; j < units_; ++j) out[j] = bias_.empty() ? 0.0f : bias_[j];
-      for (std::int64_t k = 0; k < inputs_; ++k) {
-        const float v = x.values[r * inputs_ + k];
-        for (std::int64_t j = 0; j < units_; ++j) out[j] += v * kernel_[k * units_ + j];
-      }
-      activate(out);
-    }
+    apply(x.values.data(), rows_of(x), y.values.data());
     return y;
+  }
+
+  std::unique_ptr<LayerStep> stepper(StepShape& shape) const override {
+    const std::int64_t rows = element_count(shape.dims) / inputs_;
+    shape.dims.back() = units_;
+    return std::make_unique<StatelessStep>(rows * units_, rows, [this, rows](StepData in, float* y, std::uint8_t*) {
+      apply(in.values, rows, y);
+      return in.mask;
+    });
   }
 
   std::string describe() const override { return "Dense " + name_ + " units=" + std::to_string(units_) + " " + activation_; }
 
  private:
+  // y [rows, units] = activation(x [rows, inputs] kernel + bias)
+  void apply(const float* x, std::int64_t rows, float* y) const {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* out = y + r * units_;
+      for (std::int64_t j = 0; j < units_; ++j) out[j] = bias_.empty() ? 0.0f : bias_[j];
+      for (std::int64_t k = 0; k < inputs_; ++k) {
+        const float v = x[r * inputs_ + k];
+        for (std::int64_t j = 0; j < units_; ++j) out[j] += v * kernel_[k * units_ + j];
+      }
+      activate(out);
+    }
+  }
+
   void activate(float* row) const {
-    if (activation_ == "softmax" || activation_ == "log_softmax") {
+    if (elementwise_ == nullptr) {  // softmax, log_softmax
       const float top = *std::max_element(row, row + units_);
       double total = 0;
       for (std::int64_t j = 0; j < units_; ++j) total += std::exp(double(row[j] - top));
@@ -437,12 +519,12 @@ class DenseLayer : public Layer {
                                           : float(double(row[j] - top) - std::log(total));
       return;
     }
-    const auto& f = elementwise_activations().at(activation_);
-    for (std::int64_t j = 0; j < units_; ++j) row[j] = f(row[j]);
+    for (std::int64_t j = 0; j < units_; ++j) row[j] = (*elementwise_)(row[j]);
   }
 
   std::int64_t inputs_, units_ = 0;
   std::string activation_, name_;
+  const std::function<float(float)>* elementwise_ = nullptr;
   std::vector<float> kernel_, bias_;
 };
 
@@ -462,21 +544,36 @@ class EmbeddingLayer : public Layer {
     Array y{x.shape, std::vector<float>(x.values.size() * output_dim_)};
     y.shape.push_back(output_dim_);
     mask.assign(x.values.size(), 1);
-    for (std::size_t k = 0; k < x.values.size(); ++k) {
-      const float id = x.values[k];
+    look_up(x.values.data(), std::int64_t(x.values.size()), y.values.data(), mask.data());
+    if (!mask_zero_) mask.clear();
+    return y;
+  }
+
+  std::unique_ptr<LayerStep> stepper(StepShape& shape) const override {
+    const std::int64_t ids = element_count(shape.dims);
+    shape.dims.push_back(output_dim_);
+    return std::make_unique<StatelessStep>(ids * output_dim_, ids, [this, ids](StepData in, float* y, std::uint8_t* mask) {
+      look_up(in.values, ids, y, mask);
+      return mask_zero_ ? mask : nullptr;
+    });
+  }
+
+  std::string describe() const override { return "Embedding " + name_ + " " + std::to_string(input_dim_) + "x" + std::to_string(output_dim_); }
+
+ private:
+  // y [count, output_dim]: the rows of ids [count]; mask: whether each id is not 0.
+  void look_up(const float* ids, std::int64_t count, float* y, std::uint8_t* mask) const {
+    for (std::int64_t k = 0; k < count; ++k) {
+      const float id = ids[k];
       if (!(id >= 0 && id < float(input_dim_) && id == std::floor(id)))
         throw std::invalid_argument("x: " + name_ + " expects integer ids in [0, " + std::to_string(input_dim_) +
                                     "), got " + std::to_string(id));
       const auto row = static_cast<std::int64_t>(id);
-      std::copy(&table_[row * output_dim_], &table_[(row + 1) * output_dim_], &y.values[k * output_dim_]);
+      std::copy(&table_[row * output_dim_], &table_[(row + 1) * output_dim_], y + k * output_dim_);
       mask[k] = row != 0;
     }
-    if (!mask_zero_) mask.clear();
-    return y;
   }
-  std::string describe() const override { return "Embedding " + name_ + " " + std::to_string(input_dim_) + "x" + std::to_string(output_dim_); }
 
- private:
   std::int64_t input_dim_ = 0, output_dim_ = 0;
   bool mask_zero_ = false;
   std::vector<float> table_;
@@ -489,33 +586,49 @@ class MaskingLayer : public Layer {
     mask_value_ = static_cast<float>(src.get<double>("mask_value"));  // a float32 value (the rules)
   }
   Array forward(const Array& x, Mask& mask) const override {
-    const std::int64_t rows = rows_of(x), width = x.shape.back();
-    Array y = x;
-    mask.assign(rows, 0);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t k = 0; k < width; ++k) mask[r] |= x.values[r * width + k] != mask_value_;
-      if (!mask[r]) std::fill(&y.values[r * width], &y.values[(r + 1) * width], 0.0f);
-    }
+    Array y{x.shape, std::vector<float>(x.values.size())};
+    mask.assign(rows_of(x), 0);
+    apply(x.values.data(), rows_of(x), x.shape.back(), y.values.data(), mask.data());
     return y;
+  }
+  std::unique_ptr<LayerStep> stepper(StepShape& shape) const override {
+    const std::int64_t width = shape.dims.back(), rows = element_count(shape.dims) / width;
+    return std::make_unique<StatelessStep>(rows * width, rows, [this, rows, width](StepData in, float* y, std::uint8_t* mask) {
+      apply(in.values, rows, width, y, mask);
+      return mask;
+    });
   }
   std::string describe() const override { return "Masking"; }
 
  private:
+  // A row of x [rows, width] all of whose values are mask_value is masked (and zero in y); y is x elsewhere.
+  void apply(const float* x, std::int64_t rows, std::int64_t width, float* y, std::uint8_t* mask) const {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      mask[r] = 0;
+      for (std::int64_t k = 0; k < width; ++k) mask[r] |= x[r * width + k] != mask_value_;
+      if (mask[r])
+        std::copy(x + r * width, x + (r + 1) * width, y + r * width);
+      else
+        std::fill(y + r * width, y + (r + 1) * width, 0.0f);
+    }
+  }
+
   float mask_value_ = 0.0f;
 };
 
 class IdentityLayer : public Layer {  // Dropout at inference
  public:
   Array forward(const Array& x, Mask&) const override { return x; }
+  std::unique_ptr<LayerStep> stepper(StepShape&) const override {
+    struct PassStep : LayerStep {
+      StepData step(StepData in) override { return in; }
+    };
+    return std::make_unique<PassStep>();
+  }
   std::string describe() const override { return "Dropout (identity at inference)"; }
 };
 
 }  // namespace
-
-struct Model::Impl {
-  std::vector<std::int64_t> input_shape;  // without the batch dimension
-  std::vector<std::unique_ptr<Layer>> layers;
-};
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
@@ -524,8 +637,8 @@ Model::~Model() = default;
 
 namespace {
 
-Model::Impl load_impl(const std::string& path) {
-  detail::SafetensorsFile file = detail::read_safetensors(path, "optimizer.");  // training state: not needed
+// The model of a file read as `file` (optimizer state left out), `path` naming it in messages.
+Model::Impl load_impl(const std::string& path, detail::SafetensorsFile file) {
   auto meta = [&](const char* key) {
     const auto found = file.metadata.find(key);
     if (found == file.metadata.end()) throw ModelFileError(path + ": its metadata lacks \"" + key + "\" (not a model.save file)");
@@ -629,14 +742,28 @@ Model::Impl load_impl(const std::string& path) {
   return impl;
 }
 
-}  // namespace
-
-Model Model::load(const std::string& path) {
+// The model that read_file() reads (as a SafetensorsFile), `path` naming it in messages.
+template <class ReadFile>
+Model::Impl load_checked(const std::string& path, const ReadFile& read_file) {
   try {
-    return Model(std::make_unique<Impl>(load_impl(path)));
+    return load_impl(path, read_file());
   } catch (const json::exception& error) {  // a config value of an unexpected JSON type
     throw ModelFileError(path + ": its config is malformed (" + std::string(error.what()).substr(0, 300) + ")");
   }
+}
+
+const char* const kTrainingState = "optimizer.";  // tensors a model for inference does not read
+
+}  // namespace
+
+Model Model::load(const std::string& path) {
+  return Model(std::make_unique<Impl>(load_checked(path, [&] { return detail::read_safetensors(path, kTrainingState); })));
+}
+
+Model Model::load_from_memory(const void* data, std::size_t size, const std::string& name) {
+  return Model(std::make_unique<Impl>(load_checked(name, [&] {
+    return detail::parse_safetensors(name, static_cast<const char*>(data), size, kTrainingState);
+  })));
 }
 
 Array Model::predict(const Array& x) const {

@@ -185,14 +185,19 @@ nlohmann::json parse_json(const std::string& path, const std::string& what, cons
 
 SafetensorsFile read_safetensors(const std::string& path, const std::string& skip_prefix) {
   const std::vector<char> bytes = read_all(path);
-  if (bytes.size() < 8) fail(path, "too short for a safetensors file");
-  const std::uint64_t header_size = little_endian_u64(bytes.data());
-  if (header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
+  return parse_safetensors(path, bytes.data(), bytes.size(), skip_prefix);
+}
+
+SafetensorsFile parse_safetensors(const std::string& path, const char* bytes, std::size_t size,
+                                  const std::string& skip_prefix) {
+  if (size < 8) fail(path, "too short for a safetensors file");
+  const std::uint64_t header_size = little_endian_u64(bytes);
+  if (header_size > kMaxHeaderBytes || header_size > size - 8)
     fail(path, "its header length (" + std::to_string(header_size) + " bytes) runs past the end of the file");
-  const nlohmann::json header = parse_json(path, "its header", bytes.data() + 8, bytes.data() + 8 + header_size);
+  const nlohmann::json header = parse_json(path, "its header", bytes + 8, bytes + 8 + header_size);
   if (!header.is_object()) fail(path, "its header must be a JSON object");
-  const char* data = bytes.data() + 8 + header_size;
-  const std::uint64_t data_size = bytes.size() - 8 - header_size;
+  const char* data = bytes + 8 + header_size;
+  const std::uint64_t data_size = size - 8 - header_size;
   SafetensorsFile file;
   std::vector<std::pair<std::pair<std::uint64_t, std::uint64_t>, std::string>> ranges;
   for (const auto& [name, entry] : header.items()) {

@@ -3,6 +3,7 @@
 // checked before use; problems throw ModelFileError naming the file.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -29,5 +30,8 @@ nlohmann::json parse_json(const std::string& path, const std::string& what, cons
 
 // Reads the file; tensors whose names start with `skip_prefix` (when not empty) are left unread.
 SafetensorsFile read_safetensors(const std::string& path, const std::string& skip_prefix = "");
+// The same from the file's `size` bytes in memory; `path` names them in messages.
+SafetensorsFile parse_safetensors(const std::string& path, const char* bytes, std::size_t size,
+                                  const std::string& skip_prefix = "");
 
 }  // namespace lstm_native::detail
