@@ -89,6 +89,17 @@ def test_round_trip_of_embeddings_and_a_model_built_from_data(tmp_path):
     train_and_compare(model, loaded, ids, y)
 
 
+def test_a_model_built_for_other_timesteps_than_declared_saves_and_loads(tmp_path):
+    """build() with fixed timesteps under an Input that leaves them open: the file holds the declared shape, which
+    both loaders require (it held the built one, and neither loader read it)."""
+    model = Sequential([layers.Input((None, 3)), layers.LSTM(4), layers.Dense(2)])
+    model.build((None, 9, 3))
+    path = str(tmp_path / "m.safetensors")
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 def test_float64_models_stay_float64(tmp_path):
     x, y = data()
     model = stacked("diagonal", "current", dtype="float64")

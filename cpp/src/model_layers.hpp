@@ -35,7 +35,8 @@ struct StepShape {
   bool time_axis = true;
 };
 
-// One layer's part of a stream: its buffers and, for an LSTM, its state. step() allocates nothing.
+// One layer's part of a stream: its buffers and, for an LSTM, its state. step() allocates nothing. It may read its
+// layer, which the stream keeps alive.
 class LayerStep {
  public:
   virtual ~LayerStep() = default;
@@ -61,7 +62,8 @@ class Layer {
 
 struct Model::Impl {
   std::vector<std::int64_t> input_shape;  // without the batch dimension; -1: left open
-  std::vector<std::unique_ptr<detail::Layer>> layers;
+  // shared with the model's streams, whose steps read them (a Dense layer's kernel, an Embedding's table)
+  std::vector<std::shared_ptr<const detail::Layer>> layers;
 };
 
 }  // namespace lstm_native

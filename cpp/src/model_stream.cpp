@@ -13,6 +13,7 @@
 namespace lstm_native {
 
 struct Stream::Impl {
+  std::vector<std::shared_ptr<const detail::Layer>> model_layers;  // kept alive for the steps, which read them
   std::vector<std::unique_ptr<detail::LayerStep>> layers;
   std::vector<std::int64_t> input_shape, output_shape;  // of one step: [B, ...]
   std::int64_t input_size = 0, output_size = 0, state_size = 0;
@@ -69,6 +70,7 @@ Stream Model::stream(std::int64_t batch) const {
   }
   auto impl = std::make_unique<Stream::Impl>();
   impl->input_shape = shape.dims;
+  impl->model_layers = impl_->layers;
   for (const auto& layer : impl_->layers) {
     impl->layers.push_back(layer->stepper(shape));
     impl->state_size += impl->layers.back()->state_size();

@@ -16,7 +16,7 @@ from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import saving, training, utils
+from . import saving, streaming, training, utils
 from ._call_guard import inference_call, training_call
 from .strategy import SINGLE_PROCESS, Batch, Strategy
 from .layers.base import Layer
@@ -263,6 +263,13 @@ class Sequential(WeightContainer):
         verbose = verbosity(verbose)
         batches = self._batches("x", x, None, None, batch_size, steps, shuffle=False)
         return training.predict(self, batches, training.inference_callbacks(self, callbacks, verbose, batches.steps))
+
+    @inference_call
+    def stream(self, batch_size: int = 1) -> streaming.Stream:
+        """A streaming session of ``batch_size`` independent streams: the model run one step (or chunk of
+        steps) at a time, every LSTM's state kept between calls, equal to ``predict`` on the sequence so far.
+        It takes the current weights. See :mod:`lstm_native.streaming`."""
+        return streaming.Stream(self, batch_size)
 
     # -- training ----------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,

@@ -34,6 +34,7 @@ enforces too.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import reprlib
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -65,12 +66,28 @@ def save_model(model, filepath, include_optimizer: bool = True) -> None:
     path = _files.user_path(filepath)
     _require_built(model, "save")
     with_optimizer = include_optimizer and model.compiled
+    _write_atomically(path, _tensors(model, with_optimizer), _model_header(model, path, with_optimizer))
+
+
+def model_bytes(model, name: str) -> bytes:
+    """The file ``save_model(model, path, include_optimizer=False)`` writes, as bytes (what the C++ loader reads
+    from memory); ``name`` stands for the file in errors."""
+    _require_built(model, "serialize")
+    buffer = io.BytesIO()
+    _write_safetensors(buffer, _tensors(model, with_optimizer=False), _model_header(model, name, False))
+    return buffer.getvalue()
+
+
+def _model_header(model, path: str, with_optimizer: bool) -> Dict[str, str]:
+    # The input shape the config declares, where it declares one: a model built for longer or shorter sequences
+    # (build((None, 9, 3)) under Input((None, 3))) has the same weights, and the loaders require that shape.
+    input_shape = model._declared_input_shape() or model._built_shape
     metadata = {"config": _checked_json(path, "the model", model.get_config, _rebuild_layers),
-                "build_input_shape": json.dumps(list(model._built_shape))}
+                "build_input_shape": json.dumps(list(input_shape))}
     if with_optimizer:
         metadata["compile"] = _checked_json(path, "the compile arguments", lambda: _compile_config(model),
                                             _compile_arguments, " (include_optimizer=False leaves them out)")
-    _write_atomically(path, _tensors(model, with_optimizer), _header(metadata))
+    return _header(metadata)
 
 
 def save_weights(model, filepath) -> None:
