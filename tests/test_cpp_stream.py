@@ -66,3 +66,25 @@ def test_cpp_stream(name, stream_checks, tmp_path):
     assert checks["allocations_after_first_step"] == "0"
     for check in ("reset_repeats", "snapshot_restores", "threads_agree", "concurrent_call_throws"):
         assert checks[check] == "1", check
+
+
+def test_the_stream_example_computes_predict(tmp_path):
+    """examples/cpp/stream.cpp (the README's C++ streaming example, bench/streaming.py's C++ timing) steps a model
+    over a test signal; its last output is predict's over the same signal."""
+    from support import EXAMPLE
+
+    build = tmp_path / "build"
+    for command in (["cmake", "-S", EXAMPLE, "-B", build, f"-DCMAKE_PREFIX_PATH={ln.cmake_prefix()}",
+                     "-DCMAKE_BUILD_TYPE=Release"], ["cmake", "--build", build, "--target", "stream_example"]):
+        subprocess.run(command, check=True, capture_output=True, text=True)
+    model = ln.models.Sequential([layers.Input((None, 2)), layers.LSTM(8, return_sequences=True), layers.LSTM(4)])
+    model.save(tmp_path / "model.safetensors")
+    steps = 200 + 100  # the example's steps after its 100 warm-up steps
+    result = subprocess.run([build / "stream_example", tmp_path / "model.safetensors", "200"], capture_output=True,
+                            text=True, check=True, timeout=60)
+    lines = dict(line.split(maxsplit=1) for line in result.stdout.splitlines())
+    t = np.arange(steps, dtype=np.float32)[:, None]
+    signal = np.sin(np.float32(0.05) * t + np.arange(2, dtype=np.float32))[None].astype(np.float32)
+    np.testing.assert_allclose(np.array(lines["last_output"].split(), float), model.predict(signal, verbose=0)[0],
+                               rtol=0, atol=1e-5)
+    assert lines["step_us"].startswith("median ")
