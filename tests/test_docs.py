@@ -18,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,8 +90,8 @@ def test_the_site_builds_strictly(tmp_path):
                           env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     assert done.returncode == 0, done.stderr[-5000:]
     for module in PUBLIC_MODULES:
-        page = "index" if module == "lstm_native" else module.split(".")[-1]
-        assert f'id="{module}' in (tmp_path / "site" / "api" / page / "index.html").read_text(), module
+        page = Path("index.html") if module == "lstm_native" else Path(module.split(".")[-1]) / "index.html"
+        assert f'id="{module}' in (tmp_path / "site" / "api" / page).read_text(), module
 
 
 def public_names(module):
@@ -113,10 +114,8 @@ def undocumented(module):
             for attribute, value in vars(obj).items():
                 if attribute.startswith("_"):
                     continue
-                if isinstance(value, property) and not value.__doc__:
-                    missing.append(f"{module.__name__}.{name}.{attribute}")
-                elif inspect.isroutine(value) or isinstance(value, (staticmethod, classmethod)):
-                    if not inspect.getdoc(getattr(obj, attribute)):
+                if isinstance(value, (property, staticmethod, classmethod)) or inspect.isroutine(value):
+                    if not inspect.getdoc(value if isinstance(value, property) else getattr(obj, attribute)):
                         missing.append(f"{module.__name__}.{name}.{attribute}")
     return missing
 
@@ -135,8 +134,8 @@ def test_the_docstring_examples_run():
     """doctest of every public module's docstrings (>>> examples)."""
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for name in PUBLIC_MODULES:
-        for test in finder.find(import_public(name), name):
+        for test in finder.find(import_public(name), name, extraglobs={"np": np}):
             runner.run(test)
-    attempted, failed = runner.summarize(verbose=False)
+    failed, attempted = runner.summarize(verbose=False)
     print(f"{attempted} docstring examples run")
     assert failed == 0 and attempted > 0

@@ -268,6 +268,7 @@ class Optimizer:
     # ---------------------------------------------------------------- configuration
 
     def get_config(self) -> dict:
+        """Keras' optimizer config: the constructor arguments (a schedule serialized), as ``save`` stores them."""
         if isinstance(self._learning_rate, schedules.LearningRateSchedule):
             learning_rate = schedules.serialize(self._learning_rate)
         else:
@@ -283,6 +284,7 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
+        """The optimizer that a :meth:`get_config` dict describes."""
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])
