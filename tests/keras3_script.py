@@ -202,15 +202,16 @@ def bad_arguments():
 
 
 def readme_block():
-    """The README's "From Keras 3" block, run as written in a temporary folder (it saves a file)."""
-    readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")).read()
+    """The model-files guide's "From Keras 3" block, run as written in a temporary folder (it saves a file)."""
+    readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs", "guides",
+                               "model-files.md")).read()
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from lstm_native.keras import" in b)
     namespace = {}
     with tempfile.TemporaryDirectory() as folder:
         here = os.getcwd()
         os.chdir(folder)
         try:
-            exec(compile(block, "README.md", "exec"), namespace)
+            exec(compile(block, "docs/guides/model-files.md", "exec"), namespace)
             loaded = keras.saving.load_model("model.keras")
         finally:
             os.chdir(here)

@@ -31,7 +31,7 @@ from lstm_native.ops import lstm_forward
 
 B, T, I, H, C, VOCAB = 6, 7, 5, 4, 3, 9
 TOL = 1e-5
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "model-files.md"
 
 _LAYER_NAMES = ("Input", "LSTM", "Dense", "Dropout", "Embedding", "Masking", "Bidirectional")
 KERAS = SimpleNamespace(**{n: getattr(keras.layers, n) for n in _LAYER_NAMES})
@@ -384,14 +384,14 @@ def test_from_torch_rejects_foreign_keys():
         interop.from_torch_lstm(torch.nn.Linear(I, H).state_dict())
 
 
-def test_readme_block_runs(tmp_path, monkeypatch):
-    """The README's Interoperability example: PyTorch in, Keras, PyTorch and ONNX out, one function."""
+def test_guide_block_runs(tmp_path, monkeypatch):
+    """The model-files guide's Interoperability example: PyTorch in, Keras, PyTorch and ONNX out, one function."""
     import onnxruntime
 
-    block = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "interop." in b)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S) if "interop." in b)
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(block, str(README), "exec"), namespace)
+    exec(compile(block, str(GUIDE), "exec"), namespace)
     x = np.random.default_rng(4).standard_normal((3, T, 16)).astype(np.float32)
     expected = namespace["model"].predict(x)
     y, h = torch_outputs(namespace["torch_lstm"], x)

@@ -1,7 +1,7 @@
 """lstm_native.keras.LSTM, Keras 3's LSTM on lstm_native's PyTorch operator: the same outputs and gradients as
 keras.layers.LSTM (torch backend) on copied weights for every variant of its call, the float64 reference's
 peephole cells, a Keras model that fits (also jit-compiled), saves and loads, stateful calls, seeded masks,
-bad arguments, the README's block, and the clear error on another backend.
+bad arguments, the model-files guide's block, and the clear error on another backend.
 
 Keras fixes its backend at its first import, and this process may already run Keras on TensorFlow: the checks
 run in one subprocess with KERAS_BACKEND=torch (tests/keras3_script.py), which prints its measurements."""

@@ -1,4 +1,5 @@
-"""The README's Python examples run as written (the Keras block on small data it assumes to exist)."""
+"""The README's and the guides' Python examples run as written (the Keras block on small data it assumes to exist),
+and the README's commands and named files are those of the project."""
 
 import re
 from pathlib import Path
@@ -7,10 +8,12 @@ import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+# the README and the guides it links to (docs/guides/), which took over most of its examples
+DOCUMENTS = [README, *sorted((README.parent / "docs").rglob("*.md"))]
 
 
 def python_blocks():
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    return [block for path in DOCUMENTS for block in re.findall(r"```python\n(.*?)```", path.read_text(), re.S)]
 
 
 def test_readme_keras_block_trains():
@@ -94,8 +97,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_the_readme_names_only_files_and_extras_that_exist():
     """Issue 15 item 3: the README cited tests/test_threads.py (no such file), shared/seed/ (outside the
-    repository) and `pip install "lstm_native[onnx]"` (no such distribution on the index)."""
-    text = README.read_text()
+    repository) and `pip install "lstm_native[onnx]"` (no such distribution on the index). The guides too."""
+    text = "\n".join(path.read_text() for path in DOCUMENTS)
     paths = set(re.findall(r"`((?:tests|examples|bench|cpp|python|cmake|docs|\.ci)/[\w./-]*[\w/])", text))
     paths |= set(re.findall(r"`([\w-]+\.(?:txt|toml|md))`", text))
     assert paths, "no paths found: the pattern is wrong"

@@ -1,7 +1,10 @@
 """lstm_native: a fast, honest peephole LSTM with a native C++ core and a Keras-shaped API.
 
-    from lstm_native.models import Sequential
-    from lstm_native.layers import LSTM, Dense
+>>> from lstm_native.models import Sequential
+>>> from lstm_native.layers import LSTM, Dense
+>>> model = Sequential([LSTM(8, input_shape=(5, 3)), Dense(2, activation="softmax")])
+>>> model.predict(np.zeros((4, 5, 3), np.float32), verbose=0).shape
+(4, 2)
 
 The functional API over the core is :mod:`lstm_native.ops`.
 """

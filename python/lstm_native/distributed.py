@@ -49,7 +49,7 @@ import os
 import pickle
 import sys
 import time
-from typing import Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 
@@ -143,7 +143,7 @@ class MPIStrategy(Strategy):
             the slowest rank included).
     """
 
-    def __init__(self, comm=None, timeout: float = 60.0):
+    def __init__(self, comm: Any = None, timeout: float = 60.0) -> None:
         try:
             from mpi4py import MPI
         except ImportError as error:  # pragma: no cover - depends on the installation

@@ -143,11 +143,11 @@ class LSTM(keras.layers.Layer):
         self.states = None  # (h, c) carried between calls when stateful (not weights, as in Keras)
 
     # Keras' LSTM exposes its rates as attributes
-    dropout = property(lambda self: self.rates["dropout"])
-    recurrent_dropout = property(lambda self: self.rates["recurrent_dropout"])
-    zoneout_h = property(lambda self: self.rates["zoneout_h"])
-    zoneout_c = property(lambda self: self.rates["zoneout_c"])
-    weight_drop = property(lambda self: self.rates["weight_drop"])
+    dropout = property(lambda self: self.rates["dropout"], doc="The rate of input dropout.")
+    recurrent_dropout = property(lambda self: self.rates["recurrent_dropout"], doc="The rate of recurrent dropout.")
+    zoneout_h = property(lambda self: self.rates["zoneout_h"], doc="The rate of zoneout of h.")
+    zoneout_c = property(lambda self: self.rates["zoneout_c"], doc="The rate of zoneout of c.")
+    weight_drop = property(lambda self: self.rates["weight_drop"], doc="The rate of DropConnect on the recurrent kernel.")
 
     @property
     def output_size(self) -> int:
@@ -159,6 +159,7 @@ class LSTM(keras.layers.Layer):
                                regularizer=self.regularizers[name], constraint=self.constraints[name])
 
     def build(self, sequences_shape, initial_state_shape=None):
+        """Creates the weights for sequences of ``sequences_shape`` (batch, timesteps, features)."""
         H = self.units
         self.kernel = self._add("kernel", (sequences_shape[-1], 4 * H))
         self.recurrent_kernel = self._add("recurrent_kernel", (self.output_size, 4 * H))
@@ -185,6 +186,7 @@ class LSTM(keras.layers.Layer):
         return torch.Generator(device=device).manual_seed(first << 32 | second)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        """The layer's outputs (and final states with ``return_state``) for ``sequences``, on the native operator."""
         x = sequences
         if initial_state is None and self.stateful and self.states is not None:
             if self.states[0].shape[0] != x.shape[0]:
@@ -231,11 +233,13 @@ class LSTM(keras.layers.Layer):
         return torch.where(keep, y, torch.zeros((), dtype=y.dtype, device=y.device)), h, c
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        """The output shape (and the states' shapes with ``return_state``), as Keras' LSTM."""
         batch, time = sequences_shape[0], sequences_shape[1]
         output = (batch, time, self.output_size) if self.return_sequences else (batch, self.output_size)
         return [output, (batch, self.output_size), (batch, self.units)] if self.return_state else output
 
     def compute_mask(self, _, mask=None):
+        """The output's mask: the input's with ``return_sequences``, else None (and None for the states)."""
         output_mask = mask if self.return_sequences else None
         return [output_mask, None, None] if self.return_state else output_mask
 

@@ -184,26 +184,32 @@ def _huber(y_true, y_pred, delta) -> _PerSample:
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1) -> np.ndarray:
+    """Keras' function of that name: the cross-entropy of one-hot (or probability) targets, one value per sample."""
     return _categorical(y_true, y_pred, from_logits, label_smoothing, axis).values
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None) -> np.ndarray:
+    """Keras' function of that name: the cross-entropy of integer class targets, one value per sample."""
     return _sparse_categorical(y_true, y_pred, from_logits, ignore_class).values
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1) -> np.ndarray:
+    """Keras' function of that name: the cross-entropy of 0/1 targets, per element then averaged over ``axis``, one value per sample."""
     return _binary(y_true, y_pred, from_logits, label_smoothing, axis).values
 
 
 def mean_squared_error(y_true, y_pred) -> np.ndarray:
+    """Keras' function of that name: the mean over the last axis of the squared errors, one value per sample."""
     return _mean_squared_error(y_true, y_pred).values
 
 
 def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+    """Keras' function of that name: the mean over the last axis of the absolute errors, one value per sample."""
     return _mean_absolute_error(y_true, y_pred).values
 
 
 def huber(y_true, y_pred, delta=1.0) -> np.ndarray:
+    """Keras' function of that name: the mean over the last axis of the Huber loss (quadratic within ``delta``, linear beyond), one value per sample."""
     return _huber(y_true, y_pred, delta).values
 
 
@@ -243,6 +249,7 @@ class Loss:
         return _value_and_grad(self._per_sample, y_true, y_pred, sample_weight)
 
     def get_config(self) -> dict:
+        """The constructor arguments, as JSON values: ``from_config`` rebuilds the loss."""
         return _serialization.constructor_arguments(self)
 
     def __repr__(self) -> str:

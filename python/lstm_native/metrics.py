@@ -27,15 +27,19 @@ class Metric:
         self.reset_state()
 
     def update_state(self, *args, **kwargs) -> None:
+        """Adds a batch to the running state."""
         raise NotImplementedError
 
     def result(self) -> float:
+        """The metric's value over what was added since the last reset."""
         raise NotImplementedError
 
     def reset_state(self) -> None:
+        """Forgets everything added (called at each epoch's start)."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
+        """The constructor arguments, as JSON values."""
         return _serialization.constructor_arguments(self)
 
     def __repr__(self) -> str:

@@ -103,6 +103,7 @@ class Sequential(WeightContainer):
 
     # -- structure ---------------------------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
+        """Appends a layer (an ``InputLayer`` only first); TypeError for anything that is not a layer."""
         if not isinstance(layer, Layer):
             raise TypeError(f"add: expected a layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer):
@@ -129,6 +130,7 @@ class Sequential(WeightContainer):
 
     @property
     def layers(self) -> List[Layer]:
+        """The model's layers, in order (without the InputLayer, as in Keras)."""
         return list(self._layers)
 
     def _declared_input_shape(self):
@@ -139,6 +141,7 @@ class Sequential(WeightContainer):
         return None
 
     def build(self, input_shape) -> None:
+        """Builds every layer, in order, for inputs of ``input_shape`` (batch dimension first)."""
         self._built_shape = tuple(input_shape)
         self._output_shapes = []
         for layer in self._layers:
@@ -158,14 +161,17 @@ class Sequential(WeightContainer):
 
     @property
     def weights(self):
+        """Every layer's weights, layer by layer."""
         return [w for layer in self._layers for w in layer.weights]
 
     @property
     def trainable_weights(self):
+        """Every layer's trainable weights, layer by layer."""
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
+        """Every layer's non-trainable weights, layer by layer."""
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def summary(self, print_fn=print) -> None:
@@ -380,6 +386,8 @@ class Sequential(WeightContainer):
 
     @training_call
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on one batch, as Keras': the loss, a list of the loss and metrics, or their dict
+        with ``return_dict=True``."""
         x = self._prepare_x(x)
         sample_weight = self._sample_weights(y, sample_weight, class_weight)
         trackers = self._fresh_trackers()
@@ -539,6 +547,7 @@ class Sequential(WeightContainer):
 
     # -- configuration and files ----------------------------------------------------------------------------
     def get_config(self) -> dict:
+        """The model's name and every layer's config (with the InputLayer's), as ``save`` stores it."""
         layers = ([self._input_layer] if self._input_layer is not None else []) + self._layers
         return {"name": self.name, "layers": [layers_module.serialize(layer) for layer in layers]}
 

@@ -137,6 +137,7 @@ class ForwardContext:
 
     @property
     def consumed(self) -> bool:
+        """Whether :func:`lstm_backward` used this context already (it runs once per context)."""
         return self._workspace is None
 
     def _take(self):
@@ -277,6 +278,18 @@ def lstm_forward(
 
     ``return_sequences=False``: only the final states are wanted; ``y`` is None, and on the CPU the output
     sequence is never stored (inference then needs memory for a chunk of steps, not for all T).
+
+    Example (B=2 sequences of T=5 steps, I=3 inputs, H=4 units, diagonal peepholes p of shape (3, H)):
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 5, 3), dtype=np.float32)
+    >>> W, U = (rng.uniform(-0.5, 0.5, (n, 16)).astype(np.float32) for n in (3, 4))
+    >>> out = lstm_forward(x, W, U, np.zeros(16, np.float32), np.zeros((3, 4), np.float32), lengths=[5, 3])
+    >>> out.y.shape, out.h.shape, out.c.shape
+    ((2, 5, 4), (2, 4), (2, 4))
+    >>> bool(np.all(out.y[1, 3:] == out.y[1, 2]))  # past its length, a sequence carries its last output
+    True
     """
     kind = _check_variant(peephole, output_peephole_source)
     device = cuda.check_device(device)

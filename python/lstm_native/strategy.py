@@ -55,6 +55,7 @@ class Strategy:
         """Raises for what this strategy cannot run; the default runs everything fit accepts."""
 
     def begin_fit(self, model, initial_epoch: int) -> int:
+        """Prepares a ``fit`` that starts at ``initial_epoch``; returns the epoch to start at."""
         return initial_epoch
 
     def train_batches(self, batches) -> Iterator[Batch]:
@@ -84,9 +85,11 @@ class Strategy:
         return self.results(accumulators) if batches_seen else None
 
     def stop_after_batch(self, model) -> bool:
+        """Whether training stops after this batch (the model's ``stop_training``)."""
         return model.stop_training
 
     def stop_after_epoch(self, model) -> bool:
+        """Whether training stops after this epoch (the model's ``stop_training``)."""
         return model.stop_training
 
     @staticmethod

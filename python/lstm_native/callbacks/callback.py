@@ -18,9 +18,11 @@ class Callback:
         self.model = None
 
     def set_params(self, params: dict) -> None:
+        """Receives ``fit``'s parameters (``verbose``, ``epochs``, ``steps``)."""
         self.params = params
 
     def set_model(self, model) -> None:
+        """Receives the model it is attached to (``self.model``)."""
         self.model = model
 
     def get_state(self) -> dict:
@@ -48,6 +50,7 @@ class Callback:
         """Called at the end of a training epoch; ``logs`` holds the epoch's metrics (``val_``-prefixed ones too)."""
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called before a training batch (calls :meth:`on_batch_begin`)."""
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):

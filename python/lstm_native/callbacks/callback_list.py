@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class CallbackList(Callback):
     """
 
     def __init__(self, callbacks: Optional[Iterable[Callback]] = None, add_history: bool = False,
-                 add_progbar: bool = False, model=None, **params):
+                 add_progbar: bool = False, model: Any = None, **params: Any) -> None:
         super().__init__()
         self.callbacks = _checked_callbacks(callbacks)
         self._history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)

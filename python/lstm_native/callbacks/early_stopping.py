@@ -91,6 +91,7 @@ class EarlyStopping(MonitorCallback):
             self.model.set_weights(self.best_weights)
 
     def get_monitor_value(self, logs):
+        """The monitored value in ``logs``; None (with a warning) when the logs lack it."""
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:

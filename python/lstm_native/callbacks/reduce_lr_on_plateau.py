@@ -36,6 +36,7 @@ class ReduceLROnPlateau(MonitorCallback):
         self.wait = 0
 
     def in_cooldown(self) -> bool:
+        """Whether the cooldown after the last reduction still runs."""
         return self.cooldown_counter > 0
 
     def get_state(self) -> dict:

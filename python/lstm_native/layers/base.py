@@ -89,6 +89,7 @@ class Layer(WeightContainer):
     # -- weights -----------------------------------------------------------------------------------------
     def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
                    trainable: bool = True) -> Variable:
+        """Creates a weight of ``shape`` (``path`` ``<layer name>/<name>``) drawn from ``initializer``, and tracks it."""
         initializer = initializers_module.get(initializer)  # resolved (so checked) even when not called
         budget = _loading_budget.get()
         if budget is not None:
@@ -104,21 +105,26 @@ class Layer(WeightContainer):
 
     @property
     def weights(self) -> List[Variable]:
+        """All the layer's weights, in creation order."""
         return list(self._weights)
 
     @property
     def trainable_weights(self) -> List[Variable]:
+        """The weights that training updates (none while ``trainable`` is False)."""
         return [w for w in self._weights if w.trainable and self.trainable]
 
     @property
     def non_trainable_weights(self) -> List[Variable]:
+        """The weights that training leaves alone."""
         return [w for w in self._weights if not (w.trainable and self.trainable)]
 
     # -- computation -------------------------------------------------------------------------------------
     def build(self, input_shape) -> None:
+        """Creates the weights for inputs of ``input_shape`` (batch dimension first, maybe None)."""
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        """The shape of the output for an input of ``input_shape``."""
         return input_shape
 
     def compute_mask(self, inputs, mask=None):
@@ -126,6 +132,7 @@ class Layer(WeightContainer):
         return mask if self.supports_masking else None
 
     def forward(self, x, training: bool = False, mask=None):
+        """The layer's output for the batch ``x`` (``mask``: (batch, timesteps) booleans, True = valid step)."""
         raise NotImplementedError
 
     def backward(self, dy):
@@ -150,6 +157,7 @@ class Layer(WeightContainer):
 
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
+        """The layer that a :meth:`get_config` dict describes."""
         return cls(**config)
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Bidirectional, Dense, Dropout, Em
 
 
 def serialize(layer: Layer) -> dict:
+    """The layer as Keras' serialized dict (``class_name`` and ``config``); :func:`deserialize` rebuilds it."""
     return _serialization.serialize(layer)
 
 

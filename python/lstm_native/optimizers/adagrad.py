@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from .base import Optimizer
+from .base import LearningRate, Optimizer
 
 
 class Adagrad(Optimizer):
@@ -14,11 +16,14 @@ class Adagrad(Optimizer):
         learning_rate: float or schedule (default 0.001).
         initial_accumulator_value: the accumulators' starting value (0.1).
         epsilon: (1e-7).
-        weight_decay, clipnorm, clipvalue, global_clipnorm, name: see :class:`Optimizer`.
+
+    ``weight_decay``, ``clipnorm``, ``clipvalue``, ``global_clipnorm`` and ``name``: see :class:`Optimizer`.
     """
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, weight_decay: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
+                 name: Optional[str] = None) -> None:
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
         self.initial_accumulator_value = initial_accumulator_value

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from .base import Optimizer, keras_cast
+from .base import LearningRate, Optimizer, keras_cast
 
 
 class Adam(Optimizer):
@@ -16,14 +18,18 @@ class Adam(Optimizer):
 
     Args:
         learning_rate: float or schedule (default 0.001).
-        beta_1, beta_2: decay rates of the first and second moment estimates (0.9, 0.999).
+        beta_1: decay rate of the first moment estimate (0.9).
+        beta_2: decay rate of the second moment estimate (0.999).
         epsilon: added to ``sqrt(v)`` (1e-7).
         amsgrad: use AMSGrad (False).
-        weight_decay, clipnorm, clipvalue, global_clipnorm, name: see :class:`Optimizer`.
+
+    ``weight_decay``, ``clipnorm``, ``clipvalue``, ``global_clipnorm`` and ``name``: see :class:`Optimizer`.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None) -> None:
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
         self.beta_1 = beta_1

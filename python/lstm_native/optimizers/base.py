@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 import warnings
 from numbers import Real
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import schedules
+
+# What an optimizer's learning_rate may be: a number or a schedule evaluated at the step count.
+LearningRate = Union[float, schedules.LearningRateSchedule]
 
 
 def keras_cast(x, dtype) -> np.generic:
@@ -48,8 +51,9 @@ class Optimizer:
     update, in that variable's dtype, and are keyed by the variable's ``path``.
     """
 
-    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None):
+    def __init__(self, learning_rate: LearningRate, weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None) -> None:
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(
                 "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
@@ -264,6 +268,7 @@ class Optimizer:
     # ---------------------------------------------------------------- configuration
 
     def get_config(self) -> dict:
+        """Keras' optimizer config: the constructor arguments (a schedule serialized), as ``save`` stores them."""
         if isinstance(self._learning_rate, schedules.LearningRateSchedule):
             learning_rate = schedules.serialize(self._learning_rate)
         else:
@@ -279,6 +284,7 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
+        """The optimizer that a :meth:`get_config` dict describes."""
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from numbers import Real
+from typing import Optional
 
-from .base import Optimizer, keras_cast
+from .base import LearningRate, Optimizer, keras_cast
 
 
 class SGD(Optimizer):
@@ -17,11 +18,14 @@ class SGD(Optimizer):
         learning_rate: float or schedule (default 0.01).
         momentum: float in [0, 1] (default 0.0).
         nesterov: use Nesterov momentum (default False).
-        weight_decay, clipnorm, clipvalue, global_clipnorm, name: see :class:`Optimizer`.
+
+    ``weight_decay``, ``clipnorm``, ``clipvalue``, ``global_clipnorm`` and ``name``: see :class:`Optimizer`.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
+                 name: Optional[str] = None) -> None:
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
         if not isinstance(momentum, Real) or isinstance(momentum, bool) or momentum < 0 or momentum > 1:

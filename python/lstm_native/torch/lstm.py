@@ -105,6 +105,7 @@ class LSTM(nn.Module):
 
     @property
     def num_directions(self) -> int:
+        """2 for a bidirectional LSTM, else 1."""
         return 2 if self.bidirectional else 1
 
     def _suffixes(self) -> Tuple[str, ...]:
@@ -128,6 +129,7 @@ class LSTM(nn.Module):
                     self.register_parameter(f"{name}_l{layer}{suffix}", nn.Parameter(torch.empty(shape, **factory)))
 
     def reset_parameters(self) -> None:
+        """Draws every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as nn.LSTM does."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
