@@ -160,8 +160,8 @@ void add_cuda_functions(py::module_& m) {
   m.def("cuda_device_count", []() { return cuda::device_count(); },
         "Number of CUDA devices usable (0 in a CPU-only build, or without a driver or device).");
 
-  py::class_<CudaWorkspace>(
-      m, "CudaWorkspace",
+  py::class_<CudaWorkspace>(  // module_local: every build's module registers it (see model_bindings.cpp)
+      m, "CudaWorkspace", py::module_local(),
       "The training workspace of a cuda_forward(training=True), kept on the device, with the dims, configuration "
       "and regularization of that call. One cuda_backward with the same arguments consumes it; its device "
       "memory is freed then, or when it is garbage-collected.");

@@ -28,7 +28,9 @@ py::array_t<float> from_array(const Array& y) {
 }  // namespace
 
 void add_model_classes(py::module_& m) {
-  py::class_<Model>(m, "Model", "A model read by the C++ loader (lstm_native/model.hpp), float32.")
+  // module_local: each build's module (_core, _core_avx2, ...) registers its own classes, which pybind11 would
+  // otherwise refuse as registered twice (the portable module is always imported, the fast one after it).
+  py::class_<Model>(m, "Model", py::module_local(), "A model read by the C++ loader (lstm_native/model.hpp), float32.")
       .def_static(
           "from_bytes",
           [](const py::bytes& data, const std::string& name) {
@@ -55,7 +57,7 @@ void add_model_classes(py::module_& m) {
       .def("stream", &Model::stream, py::arg("batch"), "A streaming session of `batch` streams, its state zero.")
       .def("summary", &Model::summary);
 
-  py::class_<Stream>(m, "Stream", "A Model run step by step, every LSTM's state kept between calls.")
+  py::class_<Stream>(m, "Stream", py::module_local(), "A Model run step by step, every LSTM's state kept between calls.")
       .def(
           "step",
           [](Stream& stream, const py::object& x) {

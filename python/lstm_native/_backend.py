@@ -35,9 +35,12 @@ def _select():
             continue
         try:
             return importlib.import_module(f"._core_{isa}", __package__), isa
-        except ImportError:  # a build without the variant (not x86-64)
+        except ModuleNotFoundError:  # a build without the variant (not x86-64)
             if requested == isa:
                 raise
+        except ImportError as error:  # the variant is there but broken: never fall back to a slower build silently
+            raise ImportError(f"lstm_native: its {isa} build does not load ({error}); LSTM_NATIVE_ISA=generic "
+                              "loads the portable one") from error
     return _portable, "generic"
 
 
