@@ -1,5 +1,5 @@
-"""bench/throughput.py, torch_module.py, cpp_vs_python.py and gemm_kernels.py run: a --quick run prints a row of
-positive numbers per variant."""
+"""bench/throughput.py, torch_module.py, cpp_vs_python.py, gemm_kernels.py and streaming.py run: a --quick run
+prints a row of positive numbers per variant."""
 
 import math
 import subprocess
@@ -90,3 +90,23 @@ def test_gemm_kernels_quick_run_times_the_cores_products():
     assert {product: row[:3] for product, row in rows.items()} == {
         "recurrence": (16, 64, 256), "projection": (64, 32, 256), "backward": (16, 256, 64)}
     assert all(row[3] > 0 and row[4] == 1.0 for row in rows.values()), rows
+
+
+STREAMING = SCRIPT.parent / "streaming.py"
+
+
+def test_streaming_quick_run_times_every_implementation():
+    """bench/streaming.py: per-step latency of ours (C++ and Python), onnxruntime's stateful graph and nn.LSTM,
+    each row a positive median no larger than its 99th percentile."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    run = subprocess.run([sys.executable, str(STREAMING), "--quick"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {}
+    for line in run.stdout.splitlines():
+        if line.startswith("lstm16-in1"):
+            impl = line[15:27].strip()
+            median, p99 = map(float, line[27:].split()[:2])
+            rows[impl] = (median, p99)
+    assert set(rows) == {"ours C++", "ours Python", "onnxruntime", "torch"}
+    assert all(0 < median <= p99 for median, p99 in rows.values()), rows
