@@ -265,3 +265,26 @@ def test_embedding_ids_out_of_range_are_refused():
     stream = model.stream(1)
     with pytest.raises(ValueError, match=r"integer ids in \[0, 5\)"):
         stream.step(np.array([7]))
+
+
+def test_the_stateful_onnx_graph_equals_the_stream(tmp_path):
+    """lstm_native.onnx.export(streaming=True) run by onnxruntime chunk by chunk, each chunk's final states fed to
+    the next, against a stream fed the same chunks: the outputs and every LSTM's (h, c) after each chunk."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import lstm_native.onnx
+
+    model = ln.models.Sequential([layers.Input((None, 3)), layers.LSTM(6, return_sequences=True, peephole="diagonal"),
+                                  layers.LSTM(5, proj_size=2, return_sequences=True), layers.Dense(2)])
+    lstm_native.onnx.export(model, tmp_path / "stream.onnx", streaming=True)
+    session = onnxruntime.InferenceSession(str(tmp_path / "stream.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(7).normal(size=(2, 12, 3)).astype(np.float32)
+    stream = model.stream(2)
+    feeds = {name: np.zeros(shape, np.float32)
+             for k, (h_shape, c_shape) in enumerate([((2, 6), (2, 6)), ((2, 2), (2, 5))])
+             for name, shape in ((f"h0_{k}", h_shape), (f"c0_{k}", c_shape))}
+    for begin, end in ((0, 1), (1, 5), (5, 12)):
+        y, h0, c0, h1, c1 = session.run(["output", "h_n_0", "c_n_0", "h_n_1", "c_n_1"], {"input": x[:, begin:end], **feeds})
+        np.testing.assert_allclose(stream.step(x[:, begin:end]), y, rtol=0, atol=1e-5)
+        for ours, theirs in zip([a for pair in stream.get_state() for a in pair], (h0, c0, h1, c1)):
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+        feeds = {"h0_0": h0, "c0_0": c0, "h0_1": h1, "c0_1": c1}
