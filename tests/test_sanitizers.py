@@ -1,5 +1,5 @@
 """AddressSanitizer and UndefinedBehaviorSanitizer: tests/cpp/sanitize.sh builds the core and its C++ tests
-(tests/cpp/core_checks.cpp, tests/cpp/fuzz_model_loader.cpp) with -fsanitize=address,undefined
+(tests/cpp/core_checks.cpp, tests/cpp/fuzz_model_loader.cpp, tests/cpp/stream_checks.cpp) with -fsanitize=address,undefined
 -fno-sanitize-recover=all and runs them, the loader on the whole hostile-model corpus: zero reports."""
 
 from __future__ import annotations
@@ -35,4 +35,6 @@ def test_sanitizers_report_nothing(tmp_path):
     assert done.returncode == 0, f"sanitize.sh failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
     assert re.search(r"^sanitizers: 0 reports$", done.stdout, re.M), done.stdout
     assert re.search(r"core_checks: \d+ checks passed", done.stdout), done.stdout
+    for check in ("reset_repeats", "snapshot_restores", "threads_agree", "concurrent_call_throws"):
+        assert re.search(rf"^stream_checks: {check} 1$", done.stdout, re.M), done.stdout
     print(done.stdout)
