@@ -8,6 +8,8 @@ W_hr (H, P) project the state, h_t = (o_t ⊙ tanh(c_t)) W_hr, and U is (P, 4H).
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import threading
 
 import numpy as np
@@ -116,7 +118,7 @@ class LSTM(Layer):
         self.activation_regularization = float(activation_regularization)
         self.temporal_activation_regularization = float(temporal_activation_regularization)
         self._losses_by_thread = {}  # thread id -> the activity penalties of its last forward pass
-        self._outputs = None
+        self._outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None  # the sequence, the output
         self.states = None  # [h, c] carried between calls when stateful
         self._context = None
 
@@ -254,7 +256,7 @@ class LSTM(Layer):
 
     def _activity_gradients(self, dy_seq, dy_out):
         """Adds the activity penalties' gradients to those w.r.t. the sequence and the output."""
-        sequence, output = self._outputs
+        sequence, output = self._saved(self._outputs)
         if self.activity_regularizer is not None:
             dy_out = dy_out + self.activity_regularizer.gradient(output) / len(output)
         if not (self.activation_regularization or self.temporal_activation_regularization):
