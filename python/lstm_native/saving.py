@@ -52,7 +52,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "read_model", "save_weights
 
 FORMAT = "lstm_native"
 FORMAT_VERSION = "1"
-_DTYPE_CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
+_DTYPE_CODES: Dict[np.dtype, str] = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
 _DTYPES = {code: dtype.newbyteorder("<") for dtype, code in _DTYPE_CODES.items()}  # safetensors: little-endian
 # What a malformed config makes the constructors raise.
 _CONFIG_ERRORS = (TypeError, ValueError, KeyError, OverflowError, MemoryError)
@@ -236,7 +236,8 @@ def _write_safetensors(file, tensors: Dict[str, np.ndarray], metadata: Dict[str,
     to a multiple of 8 bytes, then the tensors' bytes. Written tensor by tensor, without a copy of the model
     (safetensors' own writer would rename its own temporary file over the one being written)."""
     arrays = {name: np.require(value, np.asarray(value).dtype.newbyteorder("<"), "C") for name, value in tensors.items()}
-    header, offset = {"__metadata__": metadata}, 0
+    header: Dict[str, object] = {"__metadata__": metadata}
+    offset = 0
     for name, array in arrays.items():
         header[name] = {"dtype": _DTYPE_CODES[array.dtype.newbyteorder("=")], "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
@@ -245,7 +246,8 @@ def _write_safetensors(file, tensors: Dict[str, np.ndarray], metadata: Dict[str,
     text += b" " * (-len(text) % 8)
     file.write(len(text).to_bytes(8, "little") + text)
     for array in arrays.values():
-        file.write(memoryview(array.reshape(-1)).cast("B"))
+        # ndarray has the buffer protocol; numpy's stubs declare its __buffer__ for Python 3.12+ only.
+        file.write(memoryview(array.reshape(-1)).cast("B"))  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------- loading
