@@ -30,7 +30,6 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .data import ArrayBatches, SourceBatches
-    from .models import Sequential
 
 
 class Batch(NamedTuple):
@@ -43,7 +42,7 @@ class Batch(NamedTuple):
 
 class FitPlan(NamedTuple):
     """What ``fit`` was called with, after its checks: what ``Strategy.check_fit`` may refuse or compare."""
-    model: Sequential
+    model: Any  # the Sequential being fit (not imported: models imports this module)
     batches: Union[ArrayBatches, SourceBatches]
     validation: Union[ArrayBatches, SourceBatches, None]
     arguments: Dict[str, Any]  # the loop's arguments by name (batch_size, epochs, initial_epoch, ...)
