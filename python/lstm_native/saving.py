@@ -347,12 +347,12 @@ class _Restore(NamedTuple):
     """Checked values, ready to go into a model: applying them cannot fail."""
 
     weights: List[Tuple[Variable, np.ndarray]]
-    optimizer: Optional[optimizers.Optimizer]
-    optimizer_state: Optional[dict]
+    optimizer_state: Optional[Tuple[optimizers.Optimizer, Dict[str, np.ndarray]]]  # (the optimizer, its state)
 
     def apply(self) -> None:
-        if self.optimizer is not None:
-            self.optimizer.set_state(self.optimizer_state)
+        if self.optimizer_state is not None:
+            optimizer, state = self.optimizer_state
+            optimizer.set_state(state)
         for variable, value in self.weights:
             variable.assign(value)
 
@@ -380,14 +380,15 @@ def _read(file: _File, model, optimizer=None, allow_nonfinite: bool = False) -> 
     for name, variable in weights.items():
         file.check_tensor(name, variable.shape, variable.dtype, f"the model's {variable.path}")
     state = (None if optimizer is None else
-             _read_optimizer_state(file, weights, optimizer, state_names, allow_nonfinite))
+             (optimizer, _read_optimizer_state(file, weights, optimizer, state_names, allow_nonfinite)))
     return _Restore([(variable, file.finite_tensor(name, f"the model's {variable.path}", allow_nonfinite))
-                     for name, variable in weights.items()], optimizer, state)
+                     for name, variable in weights.items()], state)
 
 
-def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, names, allow_nonfinite: bool) -> dict:
+def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, names,
+                          allow_nonfinite: bool) -> Dict[str, np.ndarray]:
     """The optimizer's state (Optimizer.variables() keys) from the optimizer.* tensors."""
-    state = {}
+    state: Dict[str, np.ndarray] = {}
     for name in sorted(names):
         key = name[len("optimizer."):]
         if key in ("iterations", "learning_rate"):
