@@ -284,20 +284,23 @@ def _lstm_operator(graph: _Graph, layer, directions, x: str, mask, states):
         x = _reverse_time(graph, x)
         mask = None if mask is None else _reverse_time(graph, mask)
     compaction = None if mask is None else _Compaction(graph, mask)
-    h0, c0 = ("", "") if states is None else states.initial(lstm)  # "": ONNX's name for an absent input
+    h0, c0 = (None, None) if states is None else states.initial(lstm)
+    # the node's optional initial_h and initial_c inputs ("": absent), [1, B, F] as the operator takes them
+    initial = ("", "") if h0 is None or c0 is None else (graph.unsqueeze(h0, 0), graph.unsqueeze(c0, 0))
     W, R, B, P = (np.stack(arrays) for arrays in zip(*map(_onnx_weights, directions)))  # one row per direction
     peepholes = any(d.peephole is not None for d in directions)
     Y, Y_h, *Y_c = graph.op(
         "LSTM", [graph.op("Transpose", [x if compaction is None else compaction.compact(x)], perm=[1, 0, 2]),
                  graph.constant("W", W), graph.constant("R", R), graph.constant("B", B),
                  "" if compaction is None else compaction.lengths,
-                 *(("", "") if states is None else (graph.unsqueeze(h0, 0), graph.unsqueeze(c0, 0))),
+                 *initial,
                  graph.constant("P", P) if peepholes else ""],
         outputs=2 if states is None else 3, hidden_size=lstm.units,
         direction="bidirectional" if bidirectional else "forward")
     if states is not None:
         h_n, c_n = graph.squeeze(Y_h, 0), graph.squeeze(Y_c[0], 0)
         if compaction is not None:
+            assert h0 is not None and c0 is not None  # a streaming graph's: states.initial gave them
             h_n, c_n = compaction.carried(h_n, h0), compaction.carried(c_n, c0)
         states.final(lstm, h_n, c_n)
         if not layer.return_sequences:
