@@ -120,7 +120,7 @@ class Masking(Layer):
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
         self.mask_value = mask_value
-        self._keep = None
+        self._keep: Optional[np.ndarray] = None
 
     def compute_mask(self, inputs, mask=None):
         return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
@@ -132,4 +132,4 @@ class Masking(Layer):
         return x * keep
 
     def backward(self, dy):
-        return dy * self._keep
+        return dy * self._saved(self._keep)

@@ -280,8 +280,7 @@ class LSTM(Layer):
     def backward(self, dy, dh=None, dc=None):
         """Gradient w.r.t. the input given dy (w.r.t. the output: the sequence, or the last h) and optionally
         the gradients w.r.t. the returned states h and c."""
-        if self._context is None:
-            raise ValueError(f"{self.name}: backward() needs a forward pass with training=True first")
+        context = self._saved(self._context)
         # With go_backwards the output sequence is in processing (reversed) order, as the core computed it.
         dy_seq, dy_out = self._activity_gradients(None, dy)
         if self.return_sequences:
@@ -289,7 +288,7 @@ class LSTM(Layer):
         else:
             dh = dy_out if dh is None else dh + dy_out
         self._outputs = None
-        grads = ops.lstm_backward(self._context, dy=dy_seq, dh=dh, dc=dc)
+        grads = ops.lstm_backward(context, dy=dy_seq, dh=dh, dc=dc)
         self._context = None
         self.kernel.grad, self.recurrent_kernel.grad = grads.dW, grads.dU
         if self.bias is not None:
