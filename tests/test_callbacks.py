@@ -254,6 +254,14 @@ def test_csv_logger_content(tmp_path):
                                  b"1,0.5,0.375,NA,NA\r\n")
 
 
+def test_csv_logger_epoch_end_before_train_begin_names_the_file(tmp_path):
+    path = tmp_path / "log.csv"
+    logger = callbacks.CSVLogger(str(path))
+    with pytest.raises(RuntimeError, match=r"CSVLogger\(.*log\.csv'\): on_epoch_end before on_train_begin"):
+        logger.on_epoch_end(0, {"loss": 0.5})
+    assert not path.exists()
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_terminate_on_nan_matches_keras(bad, capsys):
     batch_losses = [[1.0, 0.5, 0.4], [0.3, bad, 0.2], [0.1, 0.1, 0.1]]

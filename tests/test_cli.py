@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import subprocess
@@ -52,6 +53,21 @@ def test_info_names_layers_shapes_parameters_and_version(saved):
         assert f"{layer.name} ({type(layer).__name__})" in out
     assert "(None, 4, 8)" in out and f"Total params: {model.count_params():,}" in out
     assert "optimizer SGD after 1 updates" in out
+
+
+def test_info_on_a_file_compiled_without_an_optimizer(saved, tmp_path):
+    """A compile header with "optimizer": null loads as compiled with no optimizer: info says so, no crash."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    path = saved[0]
+    with safe_open(str(path), "np") as file:
+        metadata = file.metadata()
+    metadata["compile"] = json.dumps({**json.loads(metadata["compile"]), "optimizer": None})
+    save_file(load_file(str(path)), str(tmp_path / "no_optimizer.safetensors"), metadata=metadata)
+    result = run("info", tmp_path / "no_optimizer.safetensors")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "not compiled (saved without optimizer)" in result.stdout.decode()
 
 
 def test_predict_writes_the_models_predictions(saved, tmp_path):

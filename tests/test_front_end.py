@@ -249,3 +249,17 @@ def test_a_layer_with_two_outputs_is_refused_when_added_and_not_kept(built_first
     assert len(model.layers) == 1 + (not built_first)
     if built_first:
         assert model.predict(np.zeros((1, 4, 3), np.float32)).shape == (1, 4, 2)
+
+
+@pytest.mark.parametrize("make_layer, x", [
+    (lambda: layers.Dense(3), np.ones((2, 4), np.float32)),
+    (lambda: layers.Embedding(10, 3), np.ones((2, T), np.int64)),
+    (lambda: layers.Masking(), np.ones((2, T, I), np.float32)),
+    (lambda: layers.LSTM(3), np.ones((2, T, I), np.float32)),
+    (lambda: layers.Bidirectional(layers.LSTM(3)), np.ones((2, T, I), np.float32)),
+], ids=["Dense", "Embedding", "Masking", "LSTM", "Bidirectional"])
+def test_backward_without_a_training_forward_pass_names_the_layer(make_layer, x):
+    layer = make_layer()
+    y = layer(x)  # an inference pass: it keeps nothing for backward
+    with pytest.raises(RuntimeError, match=f"{layer.name}: backward needs a training forward pass first"):
+        layer.backward(np.ones_like(y))

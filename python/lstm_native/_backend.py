@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 # OpenMP threads that spin at a barrier while another process holds a core make each parallel region wait
 # a scheduler time slice: on a 2-core machine with one core busy, a training step at B=32, T=50, I=32,
@@ -22,7 +24,7 @@ from . import _core as _portable  # noqa: E402
 ISAS = ("avx512", "avx2")  # fastest first
 
 
-def _select():
+def _select() -> tuple[ModuleType, str]:
     requested = os.environ.get("LSTM_NATIVE_ISA", "auto")
     if requested not in ("auto", "generic") + ISAS:
         raise ImportError(f"LSTM_NATIVE_ISA: expected 'auto', 'generic', 'avx2' or 'avx512', got {requested!r}")
@@ -44,4 +46,10 @@ def _select():
     return _portable, "generic"
 
 
-core, isa = _select()
+if TYPE_CHECKING:
+    # The variants are the same bindings built for other instruction sets: _core.pyi types them all.
+    from . import _core as core
+
+    isa: str
+else:
+    core, isa = _select()

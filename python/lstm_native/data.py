@@ -83,6 +83,7 @@ class SourceBatches:
         self._sequence = not hasattr(data, "__next__") and hasattr(data, "__getitem__") and hasattr(data, "__len__")
         self._iterator = data if hasattr(data, "__next__") else None  # read on across epochs
         self.exhausted = False
+        self.steps: Optional[int]
         if self._sequence:
             length = len(data)
             if steps is not None and steps > length:
@@ -93,6 +94,7 @@ class SourceBatches:
 
     def epoch(self) -> Iterator[Batch]:
         if self._sequence:
+            assert self.steps is not None  # a sequence's steps default to its len()
             batches = (self.data[k] for k in range(self.steps))
         else:
             batches = self._iterator if self._iterator is not None else iter(self.data)
@@ -123,7 +125,8 @@ def unpack(batch, name: str) -> Batch:
             raise ValueError(f"{name}: a batch must be x, (x,), (x, y) or (x, y, sample_weight); got a "
                              f"{type(batch).__name__} of {len(batch)} items")
         parts = tuple(None if part is None else np.asarray(part) for part in batch) + (None,) * (3 - len(batch))
-        if parts[0] is None:
+        x, y, sample_weight = parts
+        if x is None:
             raise ValueError(f"{name}: a batch's x is None")
-        return parts
+        return x, y, sample_weight
     return np.asarray(batch), None, None

@@ -104,10 +104,12 @@ def _without_names(config):
     return config
 
 
-def _fit_signature(plan: FitPlan) -> Dict[str, object]:
+def _fit_signature(plan: FitPlan, batches: data.ArrayBatches,
+                   validation: Optional[data.ArrayBatches]) -> Dict[str, object]:
     """What every rank's fit must agree on, by name: the data's sizes, the model, the arguments that shape the
-    loop. (Equal values compare equal across processes: plain numbers, strings, tuples.)"""
-    model, batches, validation = plan.model, plan.batches, plan.validation
+    loop (``batches`` and ``validation``: the plan's, arrays). (Equal values compare equal across processes:
+    plain numbers, strings, tuples.)"""
+    model = plan.model
     loss = model.loss
     return {
         "training samples": len(batches.x), "batches per epoch": batches.steps,
@@ -119,8 +121,8 @@ def _fit_signature(plan: FitPlan) -> Dict[str, object]:
         **plan.arguments,
         "model config": json.dumps(_without_names(model.get_config()), sort_keys=True, default=repr),
         "weights": tuple((tuple(w.value.shape), str(w.value.dtype)) for w in model.weights),
-        "optimizer": json.dumps([type(model.optimizer).__name__, model.optimizer.get_config()], sort_keys=True,
-                                default=repr),
+        "optimizer": json.dumps([type(model.optimizer).__name__, getattr(model.optimizer, "get_config", dict)()],
+                                sort_keys=True, default=repr),
         "loss": json.dumps([type(loss).__name__, getattr(loss, "get_config", dict)()], sort_keys=True, default=repr),
         "metrics": tuple(m if isinstance(m, str) else type(m).__name__ for m in plan.metrics),
     }
@@ -223,8 +225,8 @@ class MPIStrategy(Strategy):
                                                          for rank, other in enumerate(signatures))
                                  for name in differences))
 
-    def _check(self, plan: FitPlan) -> None:
-        batch_size, count = plan.batches.batch_size, len(plan.batches.x)
+    def _check(self, plan: FitPlan, batches: data.ArrayBatches) -> None:
+        batch_size, count = batches.batch_size, len(batches.x)
         if batch_size < self.size:
             raise ValueError(f"MPIStrategy: batch_size ({batch_size}) is the global batch; it must be at least the "
                              f"number of ranks ({self.size})")
@@ -293,11 +295,12 @@ class MPIStrategy(Strategy):
     # ---------------------------------------------------------------------------- the hooks of lstm_native.strategy
     def check_fit(self, plan: FitPlan) -> None:
         """Arrays only; every rank called fit alike; what sharding and the reduction cannot follow is refused."""
-        if not isinstance(plan.batches, data.ArrayBatches) or (
-                plan.validation is not None and not isinstance(plan.validation, data.ArrayBatches)):
+        batches, validation = plan.batches, plan.validation
+        if not isinstance(batches, data.ArrayBatches) or (
+                validation is not None and not isinstance(validation, data.ArrayBatches)):
             raise ValueError("strategy: data-parallel training takes arrays, not generators or datasets")
-        self._check_ranks_agree(_fit_signature(plan))
-        self._check(plan)
+        self._check_ranks_agree(_fit_signature(plan, batches, validation))
+        self._check(plan, batches)
         self._accumulator_count = 1 + len(plan.metrics)  # the loss, then the metrics
 
     def begin_fit(self, model, initial_epoch: int) -> int:

@@ -18,6 +18,7 @@ import inspect
 import json
 import math
 import reprlib
+from typing import Dict, List, Union
 
 from . import activations, initializers, regularizers
 from .layers.serialization import LAYER_CLASSES
@@ -36,8 +37,11 @@ MODEL_KEYS = {"name": "string", "layers": "layers"}
 _FLOAT32_MAX = 3.4028234663852886e38
 _INT64_MAX = (1 << 63) - 1
 
-_BASE_KEYS = {"name": "string", "trainable": "bool", "dtype": ["float32", "float64"], "batch_input_shape": "batch_shape"}
-_LSTM_KEYS = {
+# A config's rules: {key: the kind of its value (a _KIND_CHECKS name), or the list of the values allowed}
+ConfigRules = Dict[str, Union[str, List[object]]]
+_BASE_KEYS: ConfigRules = {"name": "string", "trainable": "bool", "dtype": ["float32", "float64"],
+                           "batch_input_shape": "batch_shape"}
+_LSTM_KEYS: ConfigRules = {
     **_BASE_KEYS, "units": "size", "activation": ["tanh"], "recurrent_activation": ["sigmoid"], "use_bias": "bool",
     "kernel_initializer": "initializer", "recurrent_initializer": "initializer", "bias_initializer": "initializer",
     "unit_forget_bias": "bool", "kernel_regularizer": "regularizer", "recurrent_regularizer": "regularizer",
@@ -49,7 +53,7 @@ _LSTM_KEYS = {
     "activation_regularization": "coefficient", "temporal_activation_regularization": "coefficient",
     "proj_size": "size_or_zero", "projection_initializer": "initializer", "projection_regularizer": "regularizer",
 }
-LAYER_KEYS = {
+LAYER_KEYS: Dict[str, ConfigRules] = {
     "InputLayer": {"shape": "shape", "batch_size": "batch_size", "name": "string",
                    "dtype": ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
                              "uint32", "uint64", "bool"]},

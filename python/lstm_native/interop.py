@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -199,7 +200,7 @@ def from_torch_lstm(state_dict, return_sequences: bool = True) -> list:
     concatenated). Every other layer returns sequences, as nn.LSTM stacks them. The first layer declares its
     input shape (batch, timesteps, input_size), so that a Sequential of the layers is built at once.
     """
-    directions = {}  # (layer, reverse) -> {"weight_ih": array, ...}
+    directions: Dict[Tuple[int, bool], Dict[str, np.ndarray]] = {}  # (layer, reverse) -> {"weight_ih": array, ...}
     for key, value in state_dict.items():
         match = _TORCH_KEY.fullmatch(key)
         if match is None:

@@ -12,8 +12,11 @@ imports on any backend (it never sets the backend); constructing the layer on an
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import keras
 import torch
+from torch import Tensor
 
 from . import _arguments
 from .torch import functional
@@ -43,6 +46,14 @@ def _native_activation(name: str, value, supported: str) -> str:
     if given != supported:
         raise ValueError(f"{name}: the native cell computes {name}={supported!r} only, got {value!r}")
     return supported
+
+
+# functional.lstm's W, U, b, p, W_hr (None for a weight the layer lacks)
+_WeightTensors = Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor]]
+
+
+def _tensor(variable) -> Optional[Tensor]:
+    return None if variable is None else variable.value
 
 
 def _rate(name: str, value) -> float:
@@ -203,8 +214,8 @@ class LSTM(keras.layers.Layer):
         if self.go_backwards:
             x = torch.flip(x, (1,))
             mask = None if mask is None else torch.flip(mask, (1,))
-        weights = (None if v is None else v.value for v in
-                   (self.kernel, self.recurrent_kernel, self.bias, self.peephole_weights, self.projection))
+        weights: _WeightTensors = (self.kernel.value, self.recurrent_kernel.value, _tensor(self.bias),
+                                   _tensor(self.peephole_weights), _tensor(self.projection))
         options = dict(peephole=self.peephole, output_peephole_source=self.output_peephole_source,
                        training=bool(training), **self.rates)
         if any(self.rates.values()) and training:
@@ -220,7 +231,7 @@ class LSTM(keras.layers.Layer):
         output = y if self.return_sequences else last
         return [output, h, c] if self.return_state else output
 
-    def _masked_lstm(self, x, mask, weights, h0, c0, options):
+    def _masked_lstm(self, x, mask, weights: _WeightTensors, h0, c0, options):
         """Keras' masked RNN with the operator's lengths: each sequence's unmasked steps are moved to the front
         (a stable sort keeps their order), run as a right-padded batch, and the outputs moved back; a masked
         step's output is the output of the last unmasked step before it (zero before the first one)."""

@@ -263,6 +263,9 @@ class _CrossEntropy(Loss):
         super().__init__(name)
         self.from_logits = from_logits
 
+    def _cross_entropy(self, y_true, y_pred, from_logits: bool) -> _PerSample:
+        raise NotImplementedError
+
     def _per_sample(self, y_true, y_pred):
         return self._cross_entropy(y_true, y_pred, self.from_logits)
 

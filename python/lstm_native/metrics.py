@@ -87,7 +87,8 @@ class MeanMetricWrapper(Mean):
         self._fn = fn
         self._fn_kwargs = kwargs
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+    # Keras' MeanMetricWrapper: (y_true, y_pred) where its base Mean takes values.
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:  # type: ignore[override]
         super().update_state(self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight)
 
 

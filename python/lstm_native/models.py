@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,7 +22,11 @@ from .strategy import SINGLE_PROCESS, Batch, Strategy
 from .layers.base import Layer
 from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
+from .layers.dense import Dense
 from .variables import WeightContainer
+
+if TYPE_CHECKING:
+    from .callbacks import History
 
 
 def optional_count(name: str, value) -> Optional[int]:
@@ -94,10 +98,10 @@ class Sequential(WeightContainer):
         self.built = False
         self.compiled = False
         self.stop_training = False
-        self.history = None
-        self.optimizer = None
-        self.loss = None
-        self._initial_epoch = None  # set by BackupAndRestore to resume an interrupted fit
+        self.history: Optional[History] = None
+        self.optimizer: Optional[optimizers_module.Optimizer] = None  # set by compile, as the loss
+        self.loss: Optional[losses_module.Loss] = None
+        self._initial_epoch: Optional[int] = None  # set by BackupAndRestore to resume an interrupted fit
         for layer in layers or []:
             self.add(layer)
 
@@ -143,7 +147,7 @@ class Sequential(WeightContainer):
     def build(self, input_shape) -> None:
         """Builds every layer, in order, for inputs of ``input_shape`` (batch dimension first)."""
         self._built_shape = tuple(input_shape)
-        self._output_shapes = []
+        self._output_shapes: List[tuple] = []
         for layer in self._layers:
             self._build_next(layer)
         self.built = True
@@ -258,7 +262,7 @@ class Sequential(WeightContainer):
         if index is None or not 0 <= index < len(self._layers) or not hasattr(self._layers[index], "trace"):
             raise ValueError(f"layer: expected an LSTM layer of this model (object, name or index), got {layer!r}")
         x, mask = self._forward(self._prepare_x(x), training=False, stop=index)
-        return self._layers[index].trace(x, mask=mask)
+        return self._layers[index].trace(x, mask=mask)  # type: ignore[attr-defined]  # hasattr checked above
 
     @inference_call
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
@@ -300,15 +304,16 @@ class Sequential(WeightContainer):
         self.loss_weights = loss_weights
         self._metric_identifiers = _metric_list("metrics", metrics)
         self._weighted_metric_identifiers = _metric_list("weighted_metrics", weighted_metrics)
-        self._metrics = None  # resolved on the first batch, when y's shape is known: [(log name, metric, weighted)]
+        self._metrics: Optional[List[Tuple[str, metrics_module.Metric, bool]]] = None  # resolved on the first batch, when y's shape is known: [(log name, metric, weighted)]
         self.compiled = True
 
-    def _resolve_metrics(self, y_true, y_pred) -> None:
-        """Resolves the compiled metrics, named in the logs as Keras names them: a repeated name gets "_1",
-        "_2", ...; a weighted metric whose name is taken gets "weighted_" in front."""
+    def _resolve_metrics(self, y_true, y_pred) -> List[Tuple[str, metrics_module.Metric, bool]]:
+        """Resolves the compiled metrics (once), named in the logs as Keras names them: a repeated name gets "_1",
+        "_2", ...; a weighted metric whose name is taken gets "weighted_" in front. Returns them."""
         if self._metrics is not None:
-            return
-        self._metrics, taken = [], {}
+            return self._metrics
+        self._metrics = resolved = []
+        taken: Dict[str, int] = {}
         for identifiers, weighted in ((self._metric_identifiers, False), (self._weighted_metric_identifiers, True)):
             for identifier in identifiers:
                 metric = metrics_module.get(identifier, y_true=y_true, y_pred=y_pred)
@@ -320,7 +325,8 @@ class Sequential(WeightContainer):
                     name = f"{name}_{taken[name] - 1}"
                 else:
                     taken[name] = 1
-                self._metrics.append((name, metric, weighted))
+                resolved.append((name, metric, weighted))
+        return resolved
 
     def _sample_weights(self, y, sample_weight, class_weight) -> Optional[np.ndarray]:
         if class_weight is None:
@@ -364,24 +370,32 @@ class Sequential(WeightContainer):
     def _loss_and_backward(self, y, y_pred, sample_weight) -> float:
         """The batch's loss (times the loss weight, plus the penalties); runs the backward pass of every layer,
         leaving the gradients in the weights."""
-        last = self._layers[-1]
+        last, loss = self._layers[-1], self._compiled_loss()
         activation = getattr(getattr(last, "activation", None), "name", None)
-        fused = (getattr(self.loss, "logits_activation", None) is not None
-                 and activation == self.loss.logits_activation and not getattr(self.loss, "from_logits", False))
-        if fused:  # cross-entropy straight from the logits: stable at any logit (as Keras' _keras_logits)
-            value, dlogits = self.loss.value_and_grad_from_logits(y, last.last_logits, sample_weight)
+        fused = (loss.logits_activation is not None
+                 and activation == loss.logits_activation and not getattr(loss, "from_logits", False))
+        # Only a Dense has an activation a loss can take the logits of (an LSTM's is tanh).
+        if fused and isinstance(last, Dense):  # cross-entropy straight from the logits: stable at any logit
+            # A loss with a logits_activation has value_and_grad_from_logits (lstm_native.losses' contract).
+            value, dlogits = loss.value_and_grad_from_logits(  # type: ignore[attr-defined]
+                y, last.last_logits, sample_weight)
             self._backward(last.backward_from_logits(self._scaled_by_loss_weight(dlogits)), first_layer_done=True)
         else:
-            value, dy_pred = self.loss.value_and_grad(y, y_pred, sample_weight)
+            value, dy_pred = loss.value_and_grad(y, y_pred, sample_weight)
             self._backward(self._scaled_by_loss_weight(dy_pred))
         return self._loss_weight * float(value) + self._regularization()
+
+    def _compiled_loss(self) -> losses_module.Loss:
+        if self.loss is None:
+            raise RuntimeError(f"{self.name}: compile the model before training or evaluating it")
+        return self.loss
 
     def _scaled_by_loss_weight(self, gradient):
         return gradient if self._loss_weight == 1 else gradient * gradient.dtype.type(self._loss_weight)
 
     def _evaluation_loss(self, y, y_pred, sample_weight, mask) -> float:
         """The loss of a batch at inference: the weighted loss plus the penalties, as Keras reports it."""
-        loss = self.loss(y, y_pred, sample_weight=self._masked_weights(sample_weight, mask, reduce=True))
+        loss = self._compiled_loss()(y, y_pred, sample_weight=self._masked_weights(sample_weight, mask, reduce=True))
         return self._loss_weight * float(loss) + self._penalty()
 
     @training_call
@@ -401,11 +415,11 @@ class Sequential(WeightContainer):
     def _update_trackers(self, trackers, loss, y, y_pred, sample_weight, mask) -> None:
         """Adds a batch to the loss tracker and the metrics (the weighted ones by ``sample_weight``, all of
         them by the output mask, as Keras does)."""
-        self._resolve_metrics(y, y_pred)
+        resolved = self._resolve_metrics(y, y_pred)
         trackers["loss"].update_state(loss, sample_weight=len(y))
         unweighted = self._masked_weights(None, mask, reduce=False)
         weighted = self._masked_weights(sample_weight, mask, reduce=False)
-        for _, metric, is_weighted in self._metrics:
+        for _, metric, is_weighted in resolved:
             metric.update_state(y, y_pred, sample_weight=weighted if is_weighted else unweighted)
 
     def _logs(self, loss, metric_results) -> Dict[str, float]:
@@ -470,7 +484,7 @@ class Sequential(WeightContainer):
         if validation_data is None:
             return x, y, sample_weight, None
         name = "validation_data"
-        names = dict(steps_name="validation_steps", batch_size_name="validation_batch_size")
+        names: Dict[str, Any] = dict(steps_name="validation_steps", batch_size_name="validation_batch_size")
         if data.is_batch_source(validation_data):
             return x, y, sample_weight, self._batches(name, validation_data, None, None, validation_batch_size,
                                                       validation_steps, shuffle=False, **names)

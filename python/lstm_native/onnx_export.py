@@ -49,6 +49,7 @@ bidirectional LSTM (the first forward, the second backward) is two Scans.
 from __future__ import annotations
 
 import itertools
+from typing import Any, List, Tuple
 
 import numpy as np
 
@@ -72,7 +73,8 @@ class _Graph:
     """The nodes and initializers of the graph being built; every tensor gets a fresh name."""
 
     def __init__(self, opset: int, names=None, initializers=None):
-        self.opset, self.nodes = opset, []
+        self.opset = opset
+        self.nodes: List[Any] = []  # onnx NodeProto
         self.initializers = [] if initializers is None else initializers
         self._names = itertools.count(1) if names is None else names
 
@@ -154,9 +156,11 @@ class _StreamStates:
     k-th LSTM of the model (counted from 0), batch-first: h [batch, output_size], c [batch, units]."""
 
     def __init__(self, graph: _Graph):
-        self.graph, self.inputs, self.outputs = graph, [], []
+        self.graph = graph
+        self.inputs: List[Any] = []  # onnx ValueInfoProto
+        self.outputs: List[Any] = []
 
-    def initial(self, lstm: LSTM):
+    def initial(self, lstm: LSTM) -> Tuple[str, str]:
         """(h0, c0): the names of this LSTM's initial states, added to the graph's inputs."""
         from onnx import TensorProto, helper
 
@@ -281,19 +285,22 @@ def _lstm_operator(graph: _Graph, layer, directions, x: str, mask, states):
         mask = None if mask is None else _reverse_time(graph, mask)
     compaction = None if mask is None else _Compaction(graph, mask)
     h0, c0 = (None, None) if states is None else states.initial(lstm)
+    # the node's optional initial_h and initial_c inputs ("": absent), [1, B, F] as the operator takes them
+    initial = ("", "") if h0 is None or c0 is None else (graph.unsqueeze(h0, 0), graph.unsqueeze(c0, 0))
     W, R, B, P = (np.stack(arrays) for arrays in zip(*map(_onnx_weights, directions)))  # one row per direction
     peepholes = any(d.peephole is not None for d in directions)
     Y, Y_h, *Y_c = graph.op(
         "LSTM", [graph.op("Transpose", [x if compaction is None else compaction.compact(x)], perm=[1, 0, 2]),
                  graph.constant("W", W), graph.constant("R", R), graph.constant("B", B),
                  "" if compaction is None else compaction.lengths,
-                 *(("", "") if states is None else (graph.unsqueeze(h0, 0), graph.unsqueeze(c0, 0))),
+                 *initial,
                  graph.constant("P", P) if peepholes else ""],
         outputs=2 if states is None else 3, hidden_size=lstm.units,
         direction="bidirectional" if bidirectional else "forward")
     if states is not None:
         h_n, c_n = graph.squeeze(Y_h, 0), graph.squeeze(Y_c[0], 0)
         if compaction is not None:
+            assert h0 is not None and c0 is not None  # a streaming graph's: states.initial gave them
             h_n, c_n = compaction.carried(h_n, h0), compaction.carried(c_n, c0)
         states.final(lstm, h_n, c_n)
         if not layer.return_sequences:
@@ -386,7 +393,7 @@ def _lstm_step(body: _Graph, lstm: LSTM, h_prev: str, c_prev: str, xw_t: str):
 
 def _gate(body: _Graph, lstm: LSTM, z: str, gate: str, c: str) -> str:
     """sigmoid(z + the gate's peephole on c): p_gate * c (diagonal), c p_gate (full), nothing (None)."""
-    if lstm.peephole is not None:
+    if lstm.peephole_weights is not None:
         p = lstm.peephole_weights.value[gate_orders.OUR_PEEPHOLES.index(gate)].astype(np.float32)
         z = body.op("Add", [z, body.op("Mul" if lstm.peephole == "diagonal" else "MatMul",
                                        [c, body.constant("peephole", p)])])
@@ -423,8 +430,9 @@ def _dense(graph: _Graph, layer: Dense, x: str, mask):
     y = graph.op("MatMul", [x, graph.constant("kernel", layer.kernel.value.astype(np.float32))])
     if layer.bias is not None:
         y = graph.op("Add", [y, graph.constant("bias", layer.bias.value.astype(np.float32))])
-    if _ACTIVATIONS[activation] is not None:
-        op_type, attributes = _ACTIVATIONS[activation]
+    operator = _ACTIVATIONS[activation]
+    if operator is not None:
+        op_type, attributes = operator
         y = graph.op(op_type, [y], **attributes)
     return y, mask
 
@@ -498,7 +506,7 @@ def export(model, path, opset: int = DEFAULT_OPSET, streaming: bool = False):
     inputs = [helper.make_tensor_value_info("input", TensorProto.INT64 if ids else TensorProto.FLOAT,
                                             _symbolic(input_shape))]
     outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, _symbolic(output_shape))]
-    if streaming:
+    if states is not None:
         inputs, outputs = inputs + states.inputs, outputs + states.outputs
     onnx_model = helper.make_model(helper.make_graph(graph.nodes, model.name, inputs, outputs, graph.initializers),
                                    opset_imports=[helper.make_opsetid("", opset)], producer_name="lstm_native")

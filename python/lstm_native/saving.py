@@ -52,7 +52,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "read_model", "save_weights
 
 FORMAT = "lstm_native"
 FORMAT_VERSION = "1"
-_DTYPE_CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
+_DTYPE_CODES: Dict[np.dtype, str] = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
 _DTYPES = {code: dtype.newbyteorder("<") for dtype, code in _DTYPE_CODES.items()}  # safetensors: little-endian
 # What a malformed config makes the constructors raise.
 _CONFIG_ERRORS = (TypeError, ValueError, KeyError, OverflowError, MemoryError)
@@ -236,7 +236,8 @@ def _write_safetensors(file, tensors: Dict[str, np.ndarray], metadata: Dict[str,
     to a multiple of 8 bytes, then the tensors' bytes. Written tensor by tensor, without a copy of the model
     (safetensors' own writer would rename its own temporary file over the one being written)."""
     arrays = {name: np.require(value, np.asarray(value).dtype.newbyteorder("<"), "C") for name, value in tensors.items()}
-    header, offset = {"__metadata__": metadata}, 0
+    header: Dict[str, object] = {"__metadata__": metadata}
+    offset = 0
     for name, array in arrays.items():
         header[name] = {"dtype": _DTYPE_CODES[array.dtype.newbyteorder("=")], "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
@@ -245,7 +246,8 @@ def _write_safetensors(file, tensors: Dict[str, np.ndarray], metadata: Dict[str,
     text += b" " * (-len(text) % 8)
     file.write(len(text).to_bytes(8, "little") + text)
     for array in arrays.values():
-        file.write(memoryview(array.reshape(-1)).cast("B"))
+        # ndarray has the buffer protocol; numpy's stubs declare its __buffer__ for Python 3.12+ only.
+        file.write(memoryview(array.reshape(-1)).cast("B"))  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -345,12 +347,12 @@ class _Restore(NamedTuple):
     """Checked values, ready to go into a model: applying them cannot fail."""
 
     weights: List[Tuple[Variable, np.ndarray]]
-    optimizer: Optional[optimizers.Optimizer]
-    optimizer_state: Optional[dict]
+    optimizer_state: Optional[Tuple[optimizers.Optimizer, Dict[str, np.ndarray]]]  # (the optimizer, its state)
 
     def apply(self) -> None:
-        if self.optimizer is not None:
-            self.optimizer.set_state(self.optimizer_state)
+        if self.optimizer_state is not None:
+            optimizer, state = self.optimizer_state
+            optimizer.set_state(state)
         for variable, value in self.weights:
             variable.assign(value)
 
@@ -378,14 +380,15 @@ def _read(file: _File, model, optimizer=None, allow_nonfinite: bool = False) -> 
     for name, variable in weights.items():
         file.check_tensor(name, variable.shape, variable.dtype, f"the model's {variable.path}")
     state = (None if optimizer is None else
-             _read_optimizer_state(file, weights, optimizer, state_names, allow_nonfinite))
+             (optimizer, _read_optimizer_state(file, weights, optimizer, state_names, allow_nonfinite)))
     return _Restore([(variable, file.finite_tensor(name, f"the model's {variable.path}", allow_nonfinite))
-                     for name, variable in weights.items()], optimizer, state)
+                     for name, variable in weights.items()], state)
 
 
-def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, names, allow_nonfinite: bool) -> dict:
+def _read_optimizer_state(file: _File, weights: Dict[str, Variable], optimizer, names,
+                          allow_nonfinite: bool) -> Dict[str, np.ndarray]:
     """The optimizer's state (Optimizer.variables() keys) from the optimizer.* tensors."""
-    state = {}
+    state: Dict[str, np.ndarray] = {}
     for name in sorted(names):
         key = name[len("optimizer."):]
         if key in ("iterations", "learning_rate"):

@@ -24,9 +24,12 @@ The accumulators are the loss tracker and the compiled metrics, in the order of 
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .data import ArrayBatches, SourceBatches
 
 
 class Batch(NamedTuple):
@@ -39,17 +42,20 @@ class Batch(NamedTuple):
 
 class FitPlan(NamedTuple):
     """What ``fit`` was called with, after its checks: what ``Strategy.check_fit`` may refuse or compare."""
-    model: object
-    batches: object  # lstm_native.data.ArrayBatches or SourceBatches
-    validation: object  # the same, or None
-    arguments: Dict[str, object]  # the loop's arguments by name (batch_size, epochs, initial_epoch, ...)
+    model: Any  # the Sequential being fit (not imported: models imports this module)
+    batches: Union[ArrayBatches, SourceBatches]
+    validation: Union[ArrayBatches, SourceBatches, None]
+    arguments: Dict[str, Any]  # the loop's arguments by name (batch_size, epochs, initial_epoch, ...)
     metrics: tuple  # compile's metrics, then its weighted_metrics, as given
 
 
 class Strategy:
     """A single process: the default of ``fit``. Subclass it, overriding the hooks, for another placement."""
 
-    is_chief = True  # runs the callbacks and the progress bar
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process runs the callbacks and the progress bar (the single process does)."""
+        return True
 
     def check_fit(self, plan: FitPlan) -> None:
         """Raises for what this strategy cannot run; the default runs everything fit accepts."""

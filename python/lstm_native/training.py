@@ -7,7 +7,7 @@ trackers, logs); a strategy sees only what the hooks of ``lstm_native.strategy``
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def predict(model, batches, callback_list) -> np.ndarray:
     return np.concatenate(outputs, axis=0)
 
 
-def fit(model, batches, validation, callbacks, strategy: Strategy, verbose: int, arguments: Dict[str, object]):
+def fit(model, batches, validation, callbacks, strategy: Strategy, verbose: int, arguments: Dict[str, Any]):
     """The loop of ``fit`` over prepared, checked batches; returns the History. ``arguments``: the loop's
     checked arguments by name (epochs, initial_epoch, validation_freq, class_weight, and what
     ``strategy.check_fit`` compares)."""

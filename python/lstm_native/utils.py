@@ -54,7 +54,7 @@ def using_generator(generator: np.random.Generator):
 
 def get_rng_state() -> dict:
     """The state of the library's generator (a JSON-serializable dict), for :func:`set_rng_state`."""
-    return _generator.bit_generator.state
+    return dict(_generator.bit_generator.state)
 
 
 def set_rng_state(state) -> None:

@@ -63,6 +63,13 @@ class WeightContainer:
     """Keras' get_weights / set_weights / count_params over ``self.weights`` (a list of Variables), for
     layers and models alike; ``self.name`` names the owner in errors."""
 
+    name: str
+
+    @property
+    def weights(self) -> List[Variable]:
+        """The owner's Variables (its subclasses define which)."""
+        raise NotImplementedError
+
     def get_weights(self) -> List[np.ndarray]:
         return [w.numpy() for w in self.weights]
 

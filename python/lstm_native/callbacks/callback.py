@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from ._state import check_state_keys
 
 
@@ -13,9 +15,11 @@ class Callback:
         params: dict of the run's parameters (``verbose``, ``epochs``, ``steps``), set by :meth:`set_params`.
     """
 
-    def __init__(self):
-        self.params = None
-        self.model = None
+    def __init__(self) -> None:
+        self.params: Optional[dict] = None
+        # Any: the model a fit, evaluate or predict runs (Sequential, or a user's model with its methods);
+        # None until set_model, which every run calls before any hook.
+        self.model: Any = None
 
     def set_params(self, params: dict) -> None:
         """Receives ``fit``'s parameters (``verbose``, ``epochs``, ``steps``)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import csv
 import os
+from typing import IO, Optional
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class CSVLogger(Callback):
         self.writer = None
         self.keys = None
         self.append_header = True
-        self.csv_file = None
+        self.csv_file: Optional[IO[str]] = None
 
     def on_train_begin(self, logs=None):
         if self.append:
@@ -44,6 +45,9 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.csv_file is None:
+            raise RuntimeError(f"CSVLogger({self.filename!r}): on_epoch_end before on_train_begin opened the file")
+        csv_file = self.csv_file
         logs = logs or {}
 
         def handle_value(value):
@@ -59,13 +63,13 @@ class CSVLogger(Callback):
                 self.keys.extend([f"val_{key}" for key in self.keys])
         if not self.writer:
             dialect = type("CustomDialect", (csv.excel,), {"delimiter": self.sep})
-            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys, dialect=dialect)
+            self.writer = csv.DictWriter(csv_file, fieldnames=["epoch"] + self.keys, dialect=dialect)
             if self.append_header:
                 self.writer.writeheader()
         row = {"epoch": epoch}
         row.update((key, handle_value(logs.get(key, "NA"))) for key in self.keys)
         self.writer.writerow(row)
-        self.csv_file.flush()
+        csv_file.flush()
 
     def on_train_end(self, logs=None):
         if self.csv_file and not self.csv_file.closed:

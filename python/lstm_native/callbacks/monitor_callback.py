@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class MonitorCallback(Callback):
         self.mode = mode
         self.best = optional_number(baseline_name, baseline)
         self.min_delta = _arguments.number("min_delta", min_delta, at_least=0)
-        self.monitor_op = None
+        self.monitor_op: Optional[Callable[[Any, Any], Any]] = None  # np.less or np.greater, by _set_monitor_op
 
     def _set_monitor_op(self) -> None:
         if self.mode == "min":
@@ -69,4 +69,5 @@ class MonitorCallback(Callback):
     def _is_improvement(self, monitor_value, reference_value) -> bool:
         if reference_value is None:
             return True
+        assert self.monitor_op is not None, "_set_monitor_op runs before the first comparison"
         return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))

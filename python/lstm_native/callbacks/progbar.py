@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import numpy as np
 
@@ -29,12 +29,12 @@ class Progbar:
         self.interval = interval
         self.unit_name = unit_name
         self._dynamic_display = (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()) or "ipykernel" in sys.modules
-        self._values: Dict[str, object] = {}
+        self._values: Dict[str, Union[float, np.floating, np.ndarray]] = {}
         self._start = time.time()
         self._last_update = 0.0
-        self._time_after_first_step = None
+        self._time_after_first_step: Optional[float] = None
         self._samples_after_first_step = 0
-        self._samples_per_second = None
+        self._samples_per_second: Optional[float] = None
         self._prev_total_width = 0
 
     def update(self, current: int, values=None, finalize: Optional[bool] = None, samples: Optional[int] = None) -> None:

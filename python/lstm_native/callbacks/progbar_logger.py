@@ -18,8 +18,8 @@ class ProgbarLogger(Callback):
         super().__init__()
         self.seen = 0
         self.samples_seen = 0  # counted by CallbackList.count_samples
-        self.progbar = None
-        self.target = None
+        self.progbar: Optional[Progbar] = None
+        self.target: Optional[int] = None
         self.verbose = 1
         self.epochs = 1
         self._called_in_fit = False
@@ -74,21 +74,23 @@ class ProgbarLogger(Callback):
         self.samples_seen = 0
         self.progbar = None
 
-    def _maybe_init_progbar(self):
+    def _maybe_init_progbar(self) -> Progbar:
         if self.progbar is None:
             self.progbar = Progbar(target=self.target, verbose=self.verbose, unit_name="step")
+        return self.progbar
 
     def _update_progbar(self, batch, logs):
-        self._maybe_init_progbar()
+        progbar = self._maybe_init_progbar()
         self.seen = batch + 1
         if self.verbose == 1:
-            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False, samples=self._samples())
+            progbar.update(self.seen, list((logs or {}).items()), finalize=False, samples=self._samples())
 
     def _finalize_progbar(self, logs):
+        progbar = self._maybe_init_progbar()
         if self.target is None:
             self.target = self.seen
-            self.progbar.target = self.target
-        self.progbar.update(self.target, list((logs or {}).items()), finalize=True, samples=self._samples())
+            progbar.target = self.target
+        progbar.update(self.target, list((logs or {}).items()), finalize=True, samples=self._samples())
 
     def _samples(self) -> Optional[int]:
         return self.samples_seen or None

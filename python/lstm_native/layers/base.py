@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import math
 import re
-from typing import List, Optional
+from typing import List, Optional, TypeVar
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ..variables import Variable, WeightContainer
 _LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim", "batch_size", "batch_input_shape"}
 _name_counts: dict = {}
 # while loading: [the number of weights that layers built may still add, the limit], else None
-_loading_budget = contextvars.ContextVar("loading_budget", default=None)
+_loading_budget: contextvars.ContextVar[Optional[List[int]]] = contextvars.ContextVar("loading_budget", default=None)
 
 
 @contextlib.contextmanager
@@ -59,6 +59,9 @@ def _snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
+_Saved = TypeVar("_Saved")
+
+
 class Layer(WeightContainer):
     """Base class of every layer."""
 
@@ -78,7 +81,7 @@ class Layer(WeightContainer):
         if input_shape is None and kwargs.get("input_dim") is not None:
             input_shape = (kwargs["input_dim"],)
         if kwargs.get("batch_input_shape") is not None:
-            self.batch_input_shape = check_shape(kwargs["batch_input_shape"], "batch_input_shape")
+            self.batch_input_shape: Optional[tuple] = check_shape(kwargs["batch_input_shape"], "batch_input_shape")
         elif input_shape is not None:
             self.batch_input_shape = check_shape((kwargs.get("batch_size"),) + tuple(input_shape), "input_shape")
         else:
@@ -102,6 +105,12 @@ class Layer(WeightContainer):
                             trainable=trainable, regularizer=regularizers_module.get(regularizer))
         self._weights.append(variable)
         return variable
+
+    def _saved(self, saved: Optional[_Saved]) -> _Saved:
+        """What the last training forward pass kept for backward; RuntimeError when there was none."""
+        if saved is None:
+            raise RuntimeError(f"{self.name}: backward needs a training forward pass first")
+        return saved
 
     @property
     def weights(self) -> List[Variable]:

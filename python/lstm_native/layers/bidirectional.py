@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import copy
 import reprlib
 
@@ -59,7 +61,7 @@ class Bidirectional(Layer):
         self.return_sequences = layer.return_sequences
         for sublayer in (self.forward_layer, self.backward_layer):
             sublayer.zero_output_for_mask = self.return_sequences  # as Keras forces it
-        self._outputs = None
+        self._outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None  # forward's, backward's
 
     def build(self, input_shape):
         self.forward_layer.build(input_shape)
@@ -109,7 +111,7 @@ class Bidirectional(Layer):
         return [y_forward, y_backward]
 
     def backward(self, dy):
-        y_forward, y_backward = self._outputs
+        y_forward, y_backward = self._saved(self._outputs)
         if self.merge_mode == "concat":
             units = y_forward.shape[-1]
             d_forward, d_backward = dy[..., :units], dy[..., units:]

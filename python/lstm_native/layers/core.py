@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .. import utils
@@ -29,7 +31,9 @@ class InputLayer(Layer):
         return mask
 
     def get_config(self):
-        return {"shape": list(self.batch_input_shape[1:]), "batch_size": self.batch_input_shape[0],
+        batch_input_shape = self.batch_input_shape
+        assert batch_input_shape is not None  # an InputLayer always has one (its shape is required)
+        return {"shape": list(batch_input_shape[1:]), "batch_size": batch_input_shape[0],
                 "dtype": self.input_dtype.name, "name": self.name}
 
 
@@ -78,7 +82,7 @@ class Embedding(Layer):
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
         self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), mask_zero
         self.embeddings_initializer, self.embeddings_regularizer = embeddings_initializer, embeddings_regularizer
-        self._ids = None
+        self._ids: Optional[np.ndarray] = None
 
     def build(self, input_shape):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
@@ -102,7 +106,7 @@ class Embedding(Layer):
 
     def backward(self, dy):
         grad = np.zeros_like(self.embeddings.value)
-        np.add.at(grad, self._ids.ravel(), dy.reshape(-1, self.output_dim))
+        np.add.at(grad, self._saved(self._ids).ravel(), dy.reshape(-1, self.output_dim))
         self.embeddings.grad = grad
         self._ids = None
         return None  # integer ids have no gradient
@@ -116,7 +120,7 @@ class Masking(Layer):
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
         self.mask_value = mask_value
-        self._keep = None
+        self._keep: Optional[np.ndarray] = None
 
     def compute_mask(self, inputs, mask=None):
         return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
@@ -128,4 +132,4 @@ class Masking(Layer):
         return x * keep
 
     def backward(self, dy):
-        return dy * self._keep
+        return dy * self._saved(self._keep)

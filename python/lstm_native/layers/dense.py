@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import numpy as np
 
 from .. import activations as activations_module
@@ -21,7 +23,7 @@ class Dense(Layer):
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self._cache = None
+        self._cache: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # x, logits, y
 
     def build(self, input_shape):
         input_dim = check_last_dim(self, input_shape, None, "input dimension")
@@ -47,15 +49,15 @@ class Dense(Layer):
     @property
     def last_logits(self):
         """The pre-activation of the last training forward pass (for losses fused with the activation)."""
-        return self._cache[1]
+        return self._saved(self._cache)[1]
 
     def backward(self, dy):
-        x, logits, y = self._cache
+        x, logits, y = self._saved(self._cache)
         return self.backward_from_logits(self.activation.backward(logits, y, dy))
 
     def backward_from_logits(self, dlogits):
         """backward() given the gradient w.r.t. the pre-activation x K + b."""
-        x = self._cache[0]
+        x = self._saved(self._cache)[0]
         x2d, d2d = x.reshape(-1, x.shape[-1]), dlogits.reshape(-1, self.units)
         self.kernel.grad = x2d.T.astype(self.dtype, copy=False) @ d2d
         if self.bias is not None:

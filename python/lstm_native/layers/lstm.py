@@ -8,6 +8,8 @@ W_hr (H, P) project the state, h_t = (o_t ⊙ tanh(c_t)) W_hr, and U is (P, 4H).
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import threading
 
 import numpy as np
@@ -116,7 +118,7 @@ class LSTM(Layer):
         self.activation_regularization = float(activation_regularization)
         self.temporal_activation_regularization = float(temporal_activation_regularization)
         self._losses_by_thread = {}  # thread id -> the activity penalties of its last forward pass
-        self._outputs = None
+        self._outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None  # the sequence, the output
         self.states = None  # [h, c] carried between calls when stateful
         self._context = None
 
@@ -254,7 +256,7 @@ class LSTM(Layer):
 
     def _activity_gradients(self, dy_seq, dy_out):
         """Adds the activity penalties' gradients to those w.r.t. the sequence and the output."""
-        sequence, output = self._outputs
+        sequence, output = self._saved(self._outputs)
         if self.activity_regularizer is not None:
             dy_out = dy_out + self.activity_regularizer.gradient(output) / len(output)
         if not (self.activation_regularization or self.temporal_activation_regularization):
@@ -278,8 +280,7 @@ class LSTM(Layer):
     def backward(self, dy, dh=None, dc=None):
         """Gradient w.r.t. the input given dy (w.r.t. the output: the sequence, or the last h) and optionally
         the gradients w.r.t. the returned states h and c."""
-        if self._context is None:
-            raise ValueError(f"{self.name}: backward() needs a forward pass with training=True first")
+        context = self._saved(self._context)
         # With go_backwards the output sequence is in processing (reversed) order, as the core computed it.
         dy_seq, dy_out = self._activity_gradients(None, dy)
         if self.return_sequences:
@@ -287,7 +288,7 @@ class LSTM(Layer):
         else:
             dh = dy_out if dh is None else dh + dy_out
         self._outputs = None
-        grads = ops.lstm_backward(self._context, dy=dy_seq, dh=dh, dc=dc)
+        grads = ops.lstm_backward(context, dy=dy_seq, dh=dh, dc=dc)
         self._context = None
         self.kernel.grad, self.recurrent_kernel.grad = grads.dW, grads.dU
         if self.bias is not None:

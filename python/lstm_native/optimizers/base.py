@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..variables import Variable
 from . import schedules
 
 # What an optimizer's learning_rate may be: a number or a schedule evaluated at the step count.
@@ -75,8 +76,8 @@ class Optimizer:
                 f"Received instead: learning_rate={learning_rate}"
             )
         self._slots: Dict[str, Dict[str, np.ndarray]] = {}
-        self._owners: Dict[str, object] = {}
-        self._exclude_from_decay: List[object] = []
+        self._owners: Dict[str, Variable] = {}
+        self._exclude_from_decay: List[Variable] = []
         self._exclude_from_decay_pattern: Optional[re.Pattern] = None
 
     # ---------------------------------------------------------------- learning rate and counter
@@ -118,7 +119,7 @@ class Optimizer:
         self._exclude_from_decay = list(var_list or [])
         self._exclude_from_decay_pattern = re.compile("|".join(set(var_names))) if var_names else None
 
-    def _use_weight_decay(self, variable) -> bool:
+    def _use_weight_decay(self, variable: Variable) -> bool:
         if any(variable is excluded for excluded in self._exclude_from_decay):
             return False
         pattern = self._exclude_from_decay_pattern
@@ -126,7 +127,7 @@ class Optimizer:
 
     # ---------------------------------------------------------------- the step
 
-    def apply(self, variables: Iterable) -> None:
+    def apply(self, variables: Iterable[Variable]) -> None:
         """One update of the trainable ``variables`` from their ``.grad`` (those whose grad is None are skipped).
 
         Raises ValueError when there are trainable variables but none of them has a gradient.
@@ -139,22 +140,22 @@ class Optimizer:
             raise ValueError("No gradients provided for any variable.")
         self._apply_pairs(pairs)
 
-    def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[np.ndarray], object]]) -> int:
+    def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[np.ndarray], Variable]]) -> int:
         """One update from ``(gradient, variable)`` pairs, as Keras' ``apply_gradients``: pairs whose gradient is
         None are left out with a warning. Variables that are not trainable are left alone. Returns ``iterations``."""
         pairs = [(g, v) for g, v in grads_and_vars if v.trainable]
         if pairs:
             missing = [v.path for g, v in pairs if g is None]
-            pairs = [(g, v) for g, v in pairs if g is not None]
-            if not pairs:
+            given = [(g, v) for g, v in pairs if g is not None]
+            if not given:
                 raise ValueError("No gradients provided for any variable.")
             if missing:
                 warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss.",
                               stacklevel=2)
-            self._apply_pairs(pairs)
+            self._apply_pairs(given)
         return self._iterations
 
-    def _apply_pairs(self, pairs: List[Tuple[np.ndarray, object]]) -> None:
+    def _apply_pairs(self, pairs: List[Tuple[np.ndarray, Variable]]) -> None:
         grads = []
         for grad, variable in pairs:
             grad = np.asarray(grad)
@@ -176,7 +177,7 @@ class Optimizer:
 
     def _clip_gradients(self, grads: List[np.ndarray]) -> List[np.ndarray]:
         if self.clipnorm and self.clipnorm > 0:
-            return [self._clip_by_norm(g) for g in grads]
+            return [self._clip_by_norm(g, self.clipnorm) for g in grads]
         if self.global_clipnorm and self.global_clipnorm > 0:
             with np.errstate(divide="ignore", invalid="ignore"):
                 norm = np.sqrt(np.sum(np.stack([np.sum(np.square(g)) for g in grads])))
@@ -187,10 +188,11 @@ class Optimizer:
             return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         return grads
 
-    def _clip_by_norm(self, grad: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _clip_by_norm(grad: np.ndarray, clipnorm: float) -> np.ndarray:
         l2sum = np.sum(np.square(grad))
         l2norm = np.sqrt(l2sum) if l2sum > 0 else l2sum
-        return grad * self.clipnorm / np.maximum(l2norm, self.clipnorm)
+        return grad * clipnorm / np.maximum(l2norm, clipnorm)
 
     def _update_step(self, grad: np.ndarray, value: np.ndarray, slots: Dict[str, np.ndarray], lr) -> None:
         """Updates ``value`` (and ``slots``) in place; ``grad`` and ``lr`` are in ``value``'s dtype."""

@@ -149,7 +149,7 @@ def serialize(schedule: LearningRateSchedule) -> dict:
 
 def deserialize(config: dict) -> LearningRateSchedule:
     """The inverse of :func:`serialize` (Keras' serialized form, with its extra keys, is accepted too)."""
-    cls = _SCHEDULES.get(config.get("class_name"))
+    cls = _SCHEDULES.get(str(config.get("class_name")))
     if cls is None:
         raise ValueError(f"Unknown learning rate schedule: {config.get('class_name')!r}")
     return cls.from_config(dict(config["config"]))

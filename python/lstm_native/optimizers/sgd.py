@@ -30,8 +30,8 @@ class SGD(Optimizer):
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
         if not isinstance(momentum, Real) or isinstance(momentum, bool) or momentum < 0 or momentum > 1:
             raise ValueError("`momentum` must be a float between [0, 1].")
-        self.momentum = momentum
-        self.nesterov = nesterov
+        self.momentum: float = momentum
+        self.nesterov: bool = nesterov
 
     def _slot_initial_values(self):
         return {"momentum": 0.0} if self.momentum != 0 else {}

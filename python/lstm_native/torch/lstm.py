@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +82,7 @@ class LSTM(nn.Module):
         self.reset_parameters()
 
     @staticmethod
-    def _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size, peephole,
+    def _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout: float, proj_size, peephole,
                          output_peephole_source) -> None:
         """nn.LSTM's checks (its error types), and ours for the additions."""
         _check_size("input_size", input_size, 1)
@@ -118,7 +118,7 @@ class LSTM(nn.Module):
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else Ho * self.num_directions
             for suffix in self._suffixes():
-                shapes = {"weight_ih": (4 * H, layer_input), "weight_hh": (4 * H, Ho)}
+                shapes: Dict[str, Tuple[int, ...]] = {"weight_ih": (4 * H, layer_input), "weight_hh": (4 * H, Ho)}
                 if self.bias:
                     shapes.update(bias_ih=(4 * H,), bias_hh=(4 * H,))
                 if self.proj_size:
