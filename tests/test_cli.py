@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lstm_native import layers
-from lstm_native.models import Sequential
+from lstm_native.models import Sequential, load_model
 
 T, I = 4, 3
 
@@ -55,8 +55,9 @@ def test_info_names_layers_shapes_parameters_and_version(saved):
     assert "optimizer SGD after 1 updates" in out
 
 
-def test_info_on_a_file_compiled_without_an_optimizer(saved, tmp_path):
-    """A compile header with "optimizer": null loads as compiled with no optimizer: info says so, no crash."""
+def test_a_file_compiled_without_an_optimizer_is_refused_by_name(saved, tmp_path):
+    """A compile header with "optimizer": null (which no save writes: compile refuses optimizer=None) is refused,
+    naming the file, by load_model and the command line; it loaded as compiled with no optimizer, and info crashed."""
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
 
@@ -64,10 +65,11 @@ def test_info_on_a_file_compiled_without_an_optimizer(saved, tmp_path):
     with safe_open(str(path), "np") as file:
         metadata = file.metadata()
     metadata["compile"] = json.dumps({**json.loads(metadata["compile"]), "optimizer": None})
-    save_file(load_file(str(path)), str(tmp_path / "no_optimizer.safetensors"), metadata=metadata)
-    result = run("info", tmp_path / "no_optimizer.safetensors")
-    assert result.returncode == 0, result.stderr.decode()
-    assert "not compiled (saved without optimizer)" in result.stdout.decode()
+    edited = tmp_path / "no_optimizer.safetensors"
+    save_file(load_file(str(path)), str(edited), metadata=metadata)
+    with pytest.raises(ValueError, match="no_optimizer.safetensors.*an optimizer is required"):
+        load_model(edited)
+    assert "an optimizer is required" in error_of(run("info", edited))
 
 
 def test_predict_writes_the_models_predictions(saved, tmp_path):

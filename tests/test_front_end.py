@@ -263,3 +263,12 @@ def test_backward_without_a_training_forward_pass_names_the_layer(make_layer, x)
     y = layer(x)  # an inference pass: it keeps nothing for backward
     with pytest.raises(RuntimeError, match=f"{layer.name}: backward needs a training forward pass first"):
         layer.backward(np.ones_like(y))
+
+
+def test_compile_refuses_no_optimizer():
+    """compile(optimizer=None) was accepted, and fit then crashed (AttributeError: 'NoneType' object has no attribute
+    'apply'), as did save."""
+    model = Sequential([layers.LSTM(4, input_shape=(None, 3)), layers.Dense(1)])
+    with pytest.raises(ValueError, match="an optimizer is required"):
+        model.compile(optimizer=None, loss="mse")
+    assert not model.compiled

@@ -28,8 +28,8 @@ def _info(args) -> None:
     print(f"{args.model}: {saving.FORMAT} model, format version {saving.FORMAT_VERSION}")
     print(f"input shape: {model._built_shape}")
     model.summary()
-    optimizer = model.optimizer
-    if model.compiled and model.loss is not None and optimizer is not None:
+    if model.compiled:
+        optimizer = model.optimizer
         print(f"compiled: loss {model.loss.name}, optimizer {type(optimizer).__name__} after "
               f"{optimizer.iterations} updates")
     else:

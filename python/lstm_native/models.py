@@ -298,6 +298,8 @@ class Sequential(WeightContainer):
                              "lstm_native has no XLA: the cell is compiled C++ already")
         if loss is None:
             raise ValueError("compile: a loss is required")
+        if optimizer is None:  # fit would have nothing to apply the gradients with
+            raise ValueError("compile: an optimizer is required (a name such as 'adam', or an Optimizer)")
         self._loss_weight = _single_loss_weight(loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
