@@ -40,8 +40,10 @@ def build_sdist(source: Path, out: Path) -> tuple[str, set[str]]:
 
 
 def source_files(folder: str) -> set[str]:
-    return {str(path.relative_to(REPO)) for path in (REPO / folder).rglob("*") if path.is_file()
-            and "__pycache__" not in path.parts and path.suffix not in (".so", ".pyc")}
+    """The files of `folder` that git tracks: what a checkout holds, whatever tools left beside them (caches,
+    builds)."""
+    done = subprocess.run(["git", "ls-files", "-z", "--", folder], cwd=REPO, capture_output=True, text=True, check=True)
+    return {name for name in done.stdout.split("\0") if name}
 
 
 @pytest.fixture(scope="module")
