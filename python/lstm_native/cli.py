@@ -29,8 +29,9 @@ def _info(args) -> None:
     print(f"input shape: {model._built_shape}")
     model.summary()
     if model.compiled:
-        optimizer = model.optimizer
-        print(f"compiled: loss {model.loss.name}, optimizer {type(optimizer).__name__} after "
+        loss, optimizer = model.loss, model.optimizer
+        assert loss is not None and optimizer is not None  # compile refuses a None of either
+        print(f"compiled: loss {loss.name}, optimizer {type(optimizer).__name__} after "
               f"{optimizer.iterations} updates")
     else:
         print("not compiled (saved without optimizer)")
