@@ -132,7 +132,7 @@ class Layer(WeightContainer):
         return [w for w in self._weights if not (w.trainable and self.trainable)]
 
     # -- computation -------------------------------------------------------------------------------------
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         """Creates the weights for inputs of ``input_shape`` (batch dimension first, maybe None)."""
         self.built = True
 
