@@ -162,7 +162,8 @@ class LSTM(keras.layers.Layer):
                              ("projection", projection_constraint))}
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
-        self.states: Optional[Tuple[Tensor, Tensor]] = None  # (h, c) carried between calls when stateful (not weights, as in Keras)
+        # (h, c) carried between calls when stateful (not weights, as in Keras)
+        self.states: Optional[Tuple[Tensor, Tensor]] = None
 
     # Keras' LSTM exposes its rates as attributes
     dropout = property(lambda self: self.rates["dropout"], doc="The rate of input dropout.")

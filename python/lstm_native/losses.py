@@ -184,8 +184,8 @@ def _huber(y_true, y_pred, delta) -> _PerSample:
 # ---------------------------------------------------------------------------------- function forms
 
 
-def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0,
-                             axis: int = -1) -> np.ndarray:
+def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> np.ndarray:
     """Keras' function of that name: the cross-entropy of one-hot (or probability) targets, one value per sample."""
     return _categorical(y_true, y_pred, from_logits, label_smoothing, axis).values
 

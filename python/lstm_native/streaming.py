@@ -23,7 +23,7 @@ state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
+from typing import Any, Iterable, List, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,14 +33,11 @@ from ._arguments import integer
 from ._backend import core
 from .layers.lstm import LSTM
 
-if TYPE_CHECKING:
-    from .models import Sequential
-
 
 class Stream:
     """A streaming session of a Sequential model; see :mod:`lstm_native.streaming`."""
 
-    def __init__(self, model: Sequential, batch_size: int):
+    def __init__(self, model: Any, batch_size: int):  # Any: a Sequential (not imported: models imports this module)
         batch_size = integer("batch_size", batch_size, at_least=1)
         if not getattr(core, "with_model_io", False):
             raise RuntimeError("this build of lstm_native lacks the C++ model loader that streams run in")
