@@ -21,12 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DOCS = REPO / "docs"
+from support import DOCS, PUBLIC_MODULES, REPO, public_api
+
 DOCUMENTS = [REPO / "README.md", *sorted(DOCS.rglob("*.md"))]
-# the modules with an API reference page: `::: lstm_native.<module>` in docs/api/*.md
-PUBLIC_MODULES = sorted({m for page in sorted((DOCS / "api").glob("*.md"))
-                         for m in re.findall(r"^::: ([\w.]+)$", page.read_text(), re.M)})
 FENCE = re.compile(r"(?:<!-- docs-test: (?P<marker>[^>]*?) -->\n)?```python\n(?P<code>.*?)```", re.S)
 
 SETUPS = {
@@ -94,39 +91,27 @@ def test_the_site_builds_strictly(tmp_path):
         assert f'id="{module}' in (tmp_path / "site" / "api" / page).read_text(), module
 
 
-def public_names(module):
-    """The module's public names: its __all__, else the public names that it defines itself."""
-    names = getattr(module, "__all__", None)
-    if names is None:
-        names = [n for n, v in vars(module).items() if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__]
-    return [n for n in names if not inspect.ismodule(getattr(module, n))]
-
-
-def undocumented(module):
+def undocumented():
     """Public functions, classes, and the classes' public methods and properties without a docstring (a method
     that overrides a documented one inherits its docstring, as inspect.getdoc does)."""
     missing = []
-    for name in public_names(module):
-        obj = getattr(module, name)
-        if (inspect.isclass(obj) or inspect.isroutine(obj)) and not inspect.getdoc(obj):
-            missing.append(f"{module.__name__}.{name}")
-        if inspect.isclass(obj):
-            for attribute, value in vars(obj).items():
-                if attribute.startswith("_"):
-                    continue
-                if isinstance(value, (property, staticmethod, classmethod)) or inspect.isroutine(value):
-                    if not inspect.getdoc(value if isinstance(value, property) else getattr(obj, attribute)):
-                        missing.append(f"{module.__name__}.{name}.{attribute}")
+    for qualified_name, owner, value in public_api():
+        if owner is None:
+            if (inspect.isclass(value) or inspect.isroutine(value)) and not inspect.getdoc(value):
+                missing.append(qualified_name)
+            continue
+        attribute = qualified_name.rsplit(".", 1)[1]
+        if attribute == "__init__":
+            continue  # the class's docstring documents its constructor
+        if isinstance(value, (property, staticmethod, classmethod)) or inspect.isroutine(value):
+            if not inspect.getdoc(value if isinstance(value, property) else getattr(owner, attribute)):
+                missing.append(qualified_name)
     return missing
-
-
-def import_public(name):
-    return importlib.import_module(name)  # lstm_native.keras imports keras, on whatever backend it runs
 
 
 def test_every_public_name_has_a_docstring():
     assert len(PUBLIC_MODULES) >= 14, PUBLIC_MODULES
-    missing = [name for module in PUBLIC_MODULES for name in undocumented(import_public(module))]
+    missing = undocumented()
     assert not missing, f"{len(missing)} public names without a docstring: {missing}"
 
 
@@ -134,7 +119,7 @@ def test_the_docstring_examples_run():
     """doctest of every public module's docstrings (>>> examples)."""
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for name in PUBLIC_MODULES:
-        for test in finder.find(import_public(name), name, extraglobs={"np": np}):
+        for test in finder.find(importlib.import_module(name), name, extraglobs={"np": np}):
             runner.run(test)
     failed, attempted = runner.summarize(verbose=False)
     print(f"{attempted} docstring examples run")

@@ -10,7 +10,10 @@ from __future__ import annotations
 import inspect
 import reprlib
 from numbers import Real
-from typing import Dict
+from typing import Any, Callable, Dict, Union
+
+# What a get() resolves: a Keras name, a {"class_name", "config"} dict, an instance or a callable.
+Identifier = Union[str, Dict[str, Any], Callable]
 
 
 def _named_parameters(cls) -> Dict[str, inspect.Parameter]:

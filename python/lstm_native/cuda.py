@@ -48,7 +48,7 @@ def unavailable_reason() -> Optional[str]:
     return None
 
 
-def check_device(device, unavailable: type = RuntimeError) -> str:
+def check_device(device: str, unavailable: type = RuntimeError) -> str:
     """``device`` if it is "cpu", or "cuda" where that can run; ValueError for any other value, and the
     exception class ``unavailable`` for "cuda" where it cannot run."""
     if not isinstance(device, str) or device not in DEVICES:

@@ -15,13 +15,26 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import utils
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+
+
+class BatchSequence(Protocol):
+    """A Keras-style sequence of batches (``keras.utils.PyDataset``): ``len`` batches, each by index."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+# What fit, evaluate and predict take as x: arrays, or batches that the caller makes (see the docstring).
+Data = Union[ArrayLike, Iterable[Any], BatchSequence]
 
 
 def is_batch_source(data) -> bool:

@@ -49,13 +49,16 @@ import os
 import pickle
 import sys
 import time
-from typing import Any, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from . import _arguments, data, utils
 from . import metrics as metrics_module
 from .strategy import Batch, FitPlan, Strategy
+
+if TYPE_CHECKING:
+    from .models import Sequential
 
 __all__ = ["MPIStrategy"]
 
@@ -303,13 +306,13 @@ class MPIStrategy(Strategy):
         self._check(plan, batches)
         self._accumulator_count = 1 + len(plan.metrics)  # the loss, then the metrics
 
-    def begin_fit(self, model, initial_epoch: int) -> int:
+    def begin_fit(self, model: Sequential, initial_epoch: int) -> int:
         self.timings = {"steps": 0, "step_seconds": 0.0, "allreduce_seconds": 0.0}
         initial_epoch = self._synchronize_start(model, initial_epoch)
         self._layout(model, self._accumulator_count)
         return initial_epoch
 
-    def train_batches(self, batches) -> Iterator[Batch]:
+    def train_batches(self, batches: data.ArrayBatches) -> Iterator[Batch]:
         """This rank's contiguous shard of each global batch (the same order on every rank)."""
         count = len(batches.x)
         order = self._shuffle_generator.permutation(count) if batches.shuffle else np.arange(count)
@@ -319,7 +322,7 @@ class MPIStrategy(Strategy):
             mine = rows[first:last]
             yield Batch(batches.x[mine], batches.y[mine], _rows(batches.sample_weight, mine), len(rows))
 
-    def evaluation_batches(self, batches) -> Iterator[Batch]:
+    def evaluation_batches(self, batches: data.ArrayBatches) -> Iterator[Batch]:
         """This rank's contiguous part of the data, in batches."""
         first, last = _shard(len(batches.x), self.rank, self.size)
         for start in range(first, last, batches.batch_size):
@@ -327,7 +330,7 @@ class MPIStrategy(Strategy):
             yield Batch(batches.x[rows], batches.y[rows], _rows(batches.sample_weight, rows), len(batches.x[rows]))
 
     @contextlib.contextmanager
-    def step_scope(self):
+    def step_scope(self) -> Iterator[None]:
         """Times the step; its dropout masks come from this rank's generator."""
         started = time.perf_counter()
         with utils.using_generator(self._rank_generator):
@@ -335,10 +338,11 @@ class MPIStrategy(Strategy):
         self.timings["steps"] += 1
         self.timings["step_seconds"] += time.perf_counter() - started
 
-    def stop_requested(self, model) -> bool:
+    def stop_requested(self, model: Sequential) -> bool:
         return self.is_chief and model.stop_training  # set at the last batch's end: this step tells the others
 
-    def reduce_step(self, model, accumulators, batch: Batch, stopping: bool):
+    def reduce_step(self, model: Sequential, accumulators: Sequence, batch: Batch,
+                    stopping: bool) -> Optional[List[float]]:
         """ONE allreduce of the scaled gradients, the accumulators and the control block; every rank then holds
         the global batch's gradients (None: rank 0 stopped training)."""
         send, offsets, gradients_end = self._send, self._offsets, int(self._offsets[-1])
@@ -360,16 +364,16 @@ class MPIStrategy(Strategy):
                 variable.grad = sums[first:last].reshape(variable.value.shape).astype(variable.value.dtype)
         return self._results(sums[gradients_end:-2])
 
-    def reduce_results(self, accumulators, batches_seen: int):
+    def reduce_results(self, accumulators: Sequence, batches_seen: int) -> Optional[List[float]]:
         """Validation: the accumulators (and the batch counts) summed over the ranks."""
         state = np.array(self._accumulator_state(accumulators) + [batches_seen], dtype=np.float64)
         sums = self._allreduce(state, np.empty_like(state), "the validation's reduction")
         return self._results(sums[:-1]) if sums[-1] else None
 
-    def stop_after_batch(self, model) -> bool:
+    def stop_after_batch(self, model: Sequential) -> bool:
         return False  # rank 0's decision reaches the others with the next step, or at the epoch's end
 
-    def stop_after_epoch(self, model) -> bool:
+    def stop_after_epoch(self, model: Sequential) -> bool:
         control = np.array(self._control(model, self.is_chief and model.stop_training), dtype=np.float64)
         control = self._allreduce(control, np.empty_like(control), "the end of an epoch")
         return self._apply_control(model, control[0], control[1])

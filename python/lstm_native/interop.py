@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import gate_orders
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, InputLayer, Masking
 from .layers.bidirectional import recurrent_layers
+from .layers.base import Layer
 from .models import Sequential
+
+if TYPE_CHECKING:
+    import keras
+    import torch
 
 # The constructor arguments that carry over, for each layer type both libraries have (same names, same
 # meaning; a Bidirectional's are its merge mode and its two LSTMs). Keras' LSTM config also names its
@@ -107,7 +113,7 @@ def _stateful(model) -> list:
     return [lstm for layer in model.layers for lstm in recurrent_layers(layer) if lstm.stateful]
 
 
-def from_keras(keras_model) -> Sequential:
+def from_keras(keras_model: keras.Sequential) -> Sequential:
     """Our Sequential with the layers, arguments and weights of a Keras 3 Sequential model.
 
     Supported layers: LSTM (imported with peephole=None: Keras' cell), Dense (activations by name), Embedding,
@@ -132,7 +138,7 @@ def from_keras(keras_model) -> Sequential:
     return model
 
 
-def to_keras(model: Sequential):
+def to_keras(model: Sequential) -> keras.Sequential:
     """A keras.Sequential with the layers, arguments and weights of our (built) model.
 
     Its LSTMs must have peephole=None and no zoneout: others have no Keras counterpart and raise ValueError.
@@ -190,7 +196,7 @@ def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
 
 
-def from_torch_lstm(state_dict, return_sequences: bool = True) -> list:
+def from_torch_lstm(state_dict: Mapping[str, ArrayLike], return_sequences: bool = True) -> List[Layer]:
     """Our layers computing a PyTorch nn.LSTM from its state_dict: one LSTM(peephole=None) per layer, or a
     Bidirectional (merge_mode="concat") per layer of a bidirectional nn.LSTM, built and with the weights set.
 
@@ -249,7 +255,7 @@ def _assemble(directions: list, return_sequences: bool, use_bias: bool, proj_siz
     return layer
 
 
-def to_torch_lstm(layers) -> dict:
+def to_torch_lstm(layers: Iterable[Layer]) -> Dict[str, torch.Tensor]:
     """The state_dict (torch tensors) of the nn.LSTM that computes `layers`, for its load_state_dict.
 
     `layers`: built LSTM layers with peephole=None (and no zoneout), or Bidirectional layers of them with
@@ -266,7 +272,7 @@ def to_torch_lstm(layers) -> dict:
         lstms = recurrent_layers(layer)
         if isinstance(layer, Bidirectional) != bidirectional or not lstms:
             raise ValueError(f"to_torch_lstm: {layer.name}: expected only LSTM layers or only Bidirectional layers")
-        if bidirectional and layer.merge_mode != "concat":
+        if isinstance(layer, Bidirectional) and layer.merge_mode != "concat":
             raise ValueError(f"to_torch_lstm: {layer.name}: nn.LSTM concatenates its directions; got merge_mode="
                              f"{layer.merge_mode!r}")
         for lstm, suffix in zip(lstms, ("", "_reverse")):

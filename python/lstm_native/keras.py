@@ -12,13 +12,17 @@ imports on any backend (it never sets the backend); constructing the layer on an
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import torch
 from torch import Tensor
 
 from . import _arguments
+from ._serialization import Identifier
+
+if TYPE_CHECKING:
+    from .layers.base import Shape
 from .torch import functional
 
 __all__ = ["LSTM"]
@@ -100,16 +104,23 @@ class LSTM(keras.layers.Layer):
             keras.random.SeedGenerator, as Keras' dropout masks are.
     """
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
-                 dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", zero_output_for_mask=False, *,
-                 peephole=None, output_peephole_source="current", peephole_initializer="zeros",
-                 peephole_regularizer=None, peephole_constraint=None, proj_size=0,
-                 projection_initializer="glorot_uniform", projection_regularizer=None, projection_constraint=None,
-                 zoneout_h=0.0, zoneout_c=0.0, weight_drop=0.0, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: Identifier = "glorot_uniform",
+                 recurrent_initializer: Identifier = "orthogonal", bias_initializer: Identifier = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: Optional[Identifier] = None,
+                 recurrent_regularizer: Optional[Identifier] = None, bias_regularizer: Optional[Identifier] = None,
+                 activity_regularizer: Optional[Identifier] = None, kernel_constraint: Optional[Identifier] = None,
+                 recurrent_constraint: Optional[Identifier] = None, bias_constraint: Optional[Identifier] = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                 return_sequences: bool = False, return_state: bool = False, go_backwards: bool = False,
+                 stateful: bool = False, unroll: bool = False, use_cudnn: Union[str, bool] = "auto",
+                 zero_output_for_mask: bool = False, *, peephole: Optional[str] = None,
+                 output_peephole_source: str = "current", peephole_initializer: Identifier = "zeros",
+                 peephole_regularizer: Optional[Identifier] = None, peephole_constraint: Optional[Identifier] = None,
+                 proj_size: int = 0, projection_initializer: Identifier = "glorot_uniform",
+                 projection_regularizer: Optional[Identifier] = None,
+                 projection_constraint: Optional[Identifier] = None, zoneout_h: float = 0.0, zoneout_c: float = 0.0,
+                 weight_drop: float = 0.0, **kwargs: Any):
         _check_backend()
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _arguments.integer("units", units, at_least=1)
@@ -151,7 +162,8 @@ class LSTM(keras.layers.Layer):
                              ("projection", projection_constraint))}
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
-        self.states = None  # (h, c) carried between calls when stateful (not weights, as in Keras)
+        # (h, c) carried between calls when stateful (not weights, as in Keras)
+        self.states: Optional[Tuple[Tensor, Tensor]] = None
 
     # Keras' LSTM exposes its rates as attributes
     dropout = property(lambda self: self.rates["dropout"], doc="The rate of input dropout.")
@@ -169,7 +181,7 @@ class LSTM(keras.layers.Layer):
         return self.add_weight(shape=shape, name=name, initializer=initializer or self.initializers[name],
                                regularizer=self.regularizers[name], constraint=self.constraints[name])
 
-    def build(self, sequences_shape, initial_state_shape=None):
+    def build(self, sequences_shape: Shape, initial_state_shape: Optional[Sequence[Shape]] = None) -> None:
         """Creates the weights for sequences of ``sequences_shape`` (batch, timesteps, features)."""
         H = self.units
         self.kernel = self._add("kernel", (sequences_shape[-1], 4 * H))
@@ -181,7 +193,7 @@ class LSTM(keras.layers.Layer):
         self.peephole_weights = self._add("peephole", peephole_shape) if peephole_shape else None
         self.projection = self._add("projection", (H, self.proj_size)) if self.proj_size else None
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Forgets the states a stateful layer carries between calls: the next call starts from zeros."""
         self.states = None
 
@@ -196,7 +208,8 @@ class LSTM(keras.layers.Layer):
         first, second = (int(half) & 0xFFFFFFFF for half in self.seed_generator.next())
         return torch.Generator(device=device).manual_seed(first << 32 | second)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
+    def call(self, sequences: Tensor, initial_state: Optional[Sequence[Tensor]] = None, mask: Optional[Tensor] = None,
+             training: Optional[bool] = False) -> Union[Tensor, List[Tensor]]:
         """The layer's outputs (and final states with ``return_state``) for ``sequences``, on the native operator."""
         x = sequences
         if initial_state is None and self.stateful and self.states is not None:
@@ -243,18 +256,19 @@ class LSTM(keras.layers.Layer):
         keep = (mask if self.zero_output_for_mask else seen > 0)[:, :, None]
         return torch.where(keep, y, torch.zeros((), dtype=y.dtype, device=y.device)), h, c
 
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+    def compute_output_shape(self, sequences_shape: Shape,
+                             initial_state_shape: Optional[Sequence[Shape]] = None) -> Union[Shape, List[Shape]]:
         """The output shape (and the states' shapes with ``return_state``), as Keras' LSTM."""
         batch, time = sequences_shape[0], sequences_shape[1]
         output = (batch, time, self.output_size) if self.return_sequences else (batch, self.output_size)
         return [output, (batch, self.output_size), (batch, self.units)] if self.return_state else output
 
-    def compute_mask(self, _, mask=None):
+    def compute_mask(self, _: Tensor, mask: Optional[Tensor] = None) -> Union[Optional[Tensor], List[Optional[Tensor]]]:
         """The output's mask: the input's with ``return_sequences``, else None (and None for the states)."""
         output_mask = mask if self.return_sequences else None
         return [output_mask, None, None] if self.return_state else output_mask
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         def serialized(kind, table):
             return {f"{_ARGUMENT_PREFIX[name]}_{kind}": keras.saving.serialize_keras_object(value)
                     for name, value in table.items()}

@@ -16,9 +16,10 @@ The function forms (``categorical_crossentropy(y_true, y_pred, ...)``, ...) retu
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _serialization, utils
 from .activations import _floating, log_softmax, sigmoid
@@ -183,32 +184,35 @@ def _huber(y_true, y_pred, delta) -> _PerSample:
 # ---------------------------------------------------------------------------------- function forms
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1) -> np.ndarray:
+def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> np.ndarray:
     """Keras' function of that name: the cross-entropy of one-hot (or probability) targets, one value per sample."""
     return _categorical(y_true, y_pred, from_logits, label_smoothing, axis).values
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None) -> np.ndarray:
+def sparse_categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                                    ignore_class: Optional[int] = None) -> np.ndarray:
     """Keras' function of that name: the cross-entropy of integer class targets, one value per sample."""
     return _sparse_categorical(y_true, y_pred, from_logits, ignore_class).values
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1) -> np.ndarray:
+def binary_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0,
+                        axis: int = -1) -> np.ndarray:
     """Keras' function of that name: the cross-entropy of 0/1 targets, per element then averaged over ``axis``, one value per sample."""
     return _binary(y_true, y_pred, from_logits, label_smoothing, axis).values
 
 
-def mean_squared_error(y_true, y_pred) -> np.ndarray:
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Keras' function of that name: the mean over the last axis of the squared errors, one value per sample."""
     return _mean_squared_error(y_true, y_pred).values
 
 
-def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Keras' function of that name: the mean over the last axis of the absolute errors, one value per sample."""
     return _mean_absolute_error(y_true, y_pred).values
 
 
-def huber(y_true, y_pred, delta=1.0) -> np.ndarray:
+def huber(y_true: ArrayLike, y_pred: ArrayLike, delta: float = 1.0) -> np.ndarray:
     """Keras' function of that name: the mean over the last axis of the Huber loss (quadratic within ``delta``, linear beyond), one value per sample."""
     return _huber(y_true, y_pred, delta).values
 
@@ -244,7 +248,8 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
         return _reduce(self._per_sample(y_true, y_pred), sample_weight)[0]
 
-    def value_and_grad(self, y_true, y_pred, sample_weight=None):
+    def value_and_grad(self, y_true: ArrayLike, y_pred: ArrayLike,
+                       sample_weight: Optional[ArrayLike] = None) -> Tuple[float, np.ndarray]:
         """(loss, dloss/dy_pred), the gradient of y_pred's shape and dtype."""
         return _value_and_grad(self._per_sample, y_true, y_pred, sample_weight)
 
@@ -278,7 +283,8 @@ class _CrossEntropy(Loss):
 class CategoricalCrossentropy(_CrossEntropy):
     logits_activation = "softmax"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name="categorical_crossentropy"):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 name: str = "categorical_crossentropy"):
         super().__init__(name, from_logits)
         self.label_smoothing = label_smoothing
         self.axis = axis
@@ -290,7 +296,8 @@ class CategoricalCrossentropy(_CrossEntropy):
 class SparseCategoricalCrossentropy(_CrossEntropy):
     logits_activation = "softmax"
 
-    def __init__(self, from_logits=False, ignore_class=None, name="sparse_categorical_crossentropy"):
+    def __init__(self, from_logits: bool = False, ignore_class: Optional[int] = None,
+                 name: str = "sparse_categorical_crossentropy"):
         super().__init__(name, from_logits)
         self.ignore_class = ignore_class
 
@@ -301,7 +308,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
 class BinaryCrossentropy(_CrossEntropy):
     logits_activation = "sigmoid"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name="binary_crossentropy"):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 name: str = "binary_crossentropy"):
         super().__init__(name, from_logits)
         self.label_smoothing = label_smoothing
         self.axis = axis
@@ -313,19 +321,19 @@ class BinaryCrossentropy(_CrossEntropy):
 class MeanSquaredError(Loss):
     _per_sample = staticmethod(_mean_squared_error)
 
-    def __init__(self, name="mean_squared_error"):
+    def __init__(self, name: str = "mean_squared_error"):
         super().__init__(name)
 
 
 class MeanAbsoluteError(Loss):
     _per_sample = staticmethod(_mean_absolute_error)
 
-    def __init__(self, name="mean_absolute_error"):
+    def __init__(self, name: str = "mean_absolute_error"):
         super().__init__(name)
 
 
 class Huber(Loss):
-    def __init__(self, delta=1.0, name="huber_loss"):
+    def __init__(self, delta: float = 1.0, name: str = "huber_loss"):
         super().__init__(name)
         self.delta = delta
 
@@ -346,7 +354,7 @@ _BY_NAME = {
 _BY_NAME.update({cls.__name__: cls for cls in set(_BY_NAME.values())})
 
 
-def get(identifier) -> Loss:
+def get(identifier: Union[str, Dict[str, Any], Loss]) -> Loss:
     """Resolves a loss as Keras' compile does: a Loss passes through; a class name ("MeanSquaredError") gives
     the class with its default name; a function name or alias ("mse") gives the class named by that string;
     a ``{"class_name", "config"}`` dict (a saved model's) gives that class with that config."""

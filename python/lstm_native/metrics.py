@@ -11,9 +11,10 @@ weighs the values within each sample).
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _serialization, utils
 from .losses import _squeeze_or_expand, mean_absolute_error, mean_squared_error
@@ -61,18 +62,18 @@ class Mean(Metric):
         self.total = 0.0
         self.count = 0.0
 
-    def update_state(self, values, sample_weight=None) -> None:
+    def update_state(self, values: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> None:
         # Keras' reduce_to_samplewise_values with a mean reduction
-        values = np.asarray(values, dtype=np.float64)
+        array = np.asarray(values, dtype=np.float64)
         if sample_weight is None:
-            count = values.shape[0] if values.ndim else 1
+            count = array.shape[0] if array.ndim else 1
         else:
-            values, weights = _squeeze_or_expand(values, np.asarray(sample_weight, dtype=np.float64))
-            values = values.mean(axis=tuple(range(weights.ndim, values.ndim)))  # down to the weights' rank
-            weights = np.broadcast_to(weights, values.shape)
-            values = values * weights
+            array, weights = _squeeze_or_expand(array, np.asarray(sample_weight, dtype=np.float64))
+            array = array.mean(axis=tuple(range(weights.ndim, array.ndim)))  # down to the weights' rank
+            weights = np.broadcast_to(weights, array.shape)
+            array = array * weights
             count = np.sum(_mean_over_samples(weights))
-        self.total += float(np.sum(_mean_over_samples(values)))
+        self.total += float(np.sum(_mean_over_samples(array)))
         self.count += float(count)
 
     def result(self) -> float:
@@ -88,7 +89,8 @@ class MeanMetricWrapper(Mean):
         self._fn_kwargs = kwargs
 
     # Keras' MeanMetricWrapper: (y_true, y_pred) where its base Mean takes values.
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:  # type: ignore[override]
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike,  # type: ignore[override]
+                     sample_weight: Optional[ArrayLike] = None) -> None:
         super().update_state(self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight)
 
 
@@ -100,24 +102,24 @@ def _as_arrays(y_true, y_pred):
     return np.asarray(y_true, dtype=y_pred.dtype), y_pred
 
 
-def accuracy(y_true, y_pred) -> np.ndarray:
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """1.0 where y_pred equals y_true, else 0.0."""
-    y_true, y_pred = _squeeze_or_expand(*_as_arrays(y_true, y_pred))
-    return (y_true == y_pred).astype(np.float64)
+    true, pred = _squeeze_or_expand(*_as_arrays(y_true, y_pred))
+    return (true == pred).astype(np.float64)
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5) -> np.ndarray:
+def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5) -> np.ndarray:
     """1.0 where (y_pred > threshold) equals y_true, else 0.0."""
-    y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
-    return ((y_pred > threshold).astype(y_true.dtype) == y_true).astype(np.float64)
+    true, pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
+    return ((pred > threshold).astype(true.dtype) == true).astype(np.float64)
 
 
-def categorical_accuracy(y_true, y_pred) -> np.ndarray:
+def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """1.0 where y_pred's largest entry is y_true's (one-hot) class, else 0.0; shape y_pred.shape[:-1]."""
     return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
-def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
+def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """1.0 where y_pred's largest entry is at the label y_true (shape (...) or (..., 1)), else 0.0."""
     y_true, y_pred = utils.integer_ids(y_true, "y_true (class labels)"), np.asarray(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -129,33 +131,33 @@ def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
 
 
 class Accuracy(MeanMetricWrapper):
-    def __init__(self, name="accuracy"):
+    def __init__(self, name: str = "accuracy"):
         super().__init__(accuracy, name)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
-    def __init__(self, name="binary_accuracy", threshold=0.5):
+    def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5):
         super().__init__(binary_accuracy, name, threshold=threshold)
         self.threshold = threshold
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="categorical_accuracy"):
+    def __init__(self, name: str = "categorical_accuracy"):
         super().__init__(categorical_accuracy, name)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="sparse_categorical_accuracy"):
+    def __init__(self, name: str = "sparse_categorical_accuracy"):
         super().__init__(sparse_categorical_accuracy, name)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
-    def __init__(self, name="mean_absolute_error"):
+    def __init__(self, name: str = "mean_absolute_error"):
         super().__init__(mean_absolute_error, name)
 
 
 class MeanSquaredError(MeanMetricWrapper):
-    def __init__(self, name="mean_squared_error"):
+    def __init__(self, name: str = "mean_squared_error"):
         super().__init__(mean_squared_error, name)
 
 
@@ -181,7 +183,8 @@ def _accuracy_for(y_true, y_pred) -> type:
     return CategoricalAccuracy
 
 
-def get(identifier, y_true=None, y_pred=None) -> Metric:
+def get(identifier: Union[_serialization.Identifier, Metric], y_true: Optional[ArrayLike] = None,
+        y_pred: Optional[ArrayLike] = None) -> Metric:
     """Resolves a metric as Keras' compile does; a string gives a metric named by that string.
 
     "accuracy" / "acc" (any case) pick binary, sparse categorical or categorical accuracy from the shapes of

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+import os
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import cuda
 from . import data
@@ -24,20 +26,24 @@ from .layers.bidirectional import recurrent_layers
 from .layers.core import InputLayer
 from .layers.dense import Dense
 from .variables import WeightContainer
+from ._serialization import Identifier
 
 if TYPE_CHECKING:
-    from .callbacks import History
+    from .callbacks import Callback, History
+
+# A metric as compile takes it: a name, a saved config, a Metric or a function fn(y_true, y_pred).
+MetricIdentifier = Union[Identifier, metrics_module.Metric]
 
 
-def optional_count(name: str, value) -> Optional[int]:
+def optional_count(name: str, value: Optional[int]) -> Optional[int]:
     """A batch size or a number of steps: None, or an integer >= 1."""
     return None if value is None else integer(name, value, at_least=1)
 
 
-def verbosity(value) -> int:
+def verbosity(value: Union[str, int]) -> int:
     """Keras' ``verbose``: "auto" (1), 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
-    value = choice("verbose", value, ("auto", 0, 1, 2))
-    return 1 if value == "auto" else value
+    chosen = choice("verbose", value, ("auto", 0, 1, 2))
+    return 1 if chosen == "auto" else chosen
 
 
 def _single_loss_weight(loss_weights) -> float:
@@ -90,7 +96,8 @@ class Sequential(WeightContainer):
     Not part of get_config.
     """
 
-    def __init__(self, layers=None, name: Optional[str] = None, device: Optional[str] = None):
+    def __init__(self, layers: Optional[Iterable[Layer]] = None, name: Optional[str] = None,
+                 device: Optional[str] = None):
         self.name = name or "sequential"
         self.device = None if device is None else cuda.check_device(device, unavailable=ValueError)
         self._layers: List[Layer] = []
@@ -144,7 +151,7 @@ class Sequential(WeightContainer):
             return self._layers[0].batch_input_shape
         return None
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
         """Builds every layer, in order, for inputs of ``input_shape`` (batch dimension first)."""
         self._built_shape = tuple(input_shape)
         self._output_shapes: List[tuple] = []
@@ -178,7 +185,7 @@ class Sequential(WeightContainer):
         """Every layer's non-trainable weights, layer by layer."""
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
-    def summary(self, print_fn=print) -> None:
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Prints the layers, their output shapes and parameter counts, as Keras does."""
         if not self.built:
             raise ValueError("summary: the model is not built yet; give the first layer an input_shape or call "
@@ -253,7 +260,7 @@ class Sequential(WeightContainer):
         return self._forward(self._prepare_x(x), training=training)[0]
 
     @inference_call
-    def trace(self, x, layer) -> dict:
+    def trace(self, x: ArrayLike, layer: Union[Layer, str, int]) -> dict:
         """Gate traces of one LSTM layer (given as the layer, its name or its index in ``layers``) for the
         input x: {"i", "f", "g", "o", "c", "h"}, each (batch, timesteps, units). The layers before it run as
         in ``predict``; see ``LSTM.trace``."""
@@ -265,7 +272,8 @@ class Sequential(WeightContainer):
         return self._layers[index].trace(x, mask=mask)  # type: ignore[attr-defined]  # hasattr checked above
 
     @inference_call
-    def predict(self, x, batch_size: Optional[int] = None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
+    def predict(self, x: data.Data, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
+                steps: Optional[int] = None, callbacks: Optional[Iterable[Callback]] = None) -> np.ndarray:
         """The model's outputs for x: an array (in batches of ``batch_size``, default 32) or batches from a
         generator, dataset or sequence (see :mod:`lstm_native.data`; ``steps`` caps their number). As in Keras,
         ``verbose`` shows a progress bar (1, "auto"), one line at the end (2) or nothing (0), and ``callbacks``
@@ -282,8 +290,12 @@ class Sequential(WeightContainer):
         return streaming.Stream(self, batch_size)
 
     # -- training ----------------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
-                run_eagerly=False, jit_compile="auto", **kwargs) -> None:
+    def compile(self, optimizer: Union[str, Dict[str, Any], optimizers_module.Optimizer] = "rmsprop",
+                loss: Union[str, Dict[str, Any], losses_module.Loss, None] = None,
+                metrics: Optional[Sequence[MetricIdentifier]] = None,
+                loss_weights: Union[float, Sequence[float], Mapping[str, float], None] = None,
+                weighted_metrics: Optional[Sequence[MetricIdentifier]] = None, run_eagerly: bool = False,
+                jit_compile: Union[str, bool] = "auto", **kwargs: Any) -> None:
         """Keras' compile. As in Keras, ``metrics`` are computed without sample or class weights and
         ``weighted_metrics`` with them (a metric in both lists logs as "name" and "weighted_name"); both
         honour an output mask. ``loss_weights`` (a number, or a list or dict of one: this model has one
@@ -401,7 +413,9 @@ class Sequential(WeightContainer):
         return self._loss_weight * float(loss) + self._penalty()
 
     @training_call
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                       class_weight: Optional[Dict[int, float]] = None,
+                       return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
         """One training step on one batch, as Keras': the loss, a list of the loss and metrics, or their dict
         with ``return_dict=True``."""
         x = self._prepare_x(x)
@@ -499,10 +513,13 @@ class Sequential(WeightContainer):
                                                   validation_steps, shuffle=False, needs_y=True, **names)
 
     @training_call
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
-            strategy=None):
+    def fit(self, x: Optional[data.Data] = None, y: Optional[ArrayLike] = None, batch_size: Optional[int] = None,
+            epochs: int = 1, verbose: Union[str, int] = "auto", callbacks: Optional[Iterable[Callback]] = None,
+            validation_split: float = 0.0, validation_data: Optional[data.Data] = None, shuffle: bool = True,
+            class_weight: Optional[Dict[int, float]] = None, sample_weight: Optional[ArrayLike] = None,
+            initial_epoch: int = 0, steps_per_epoch: Optional[int] = None, validation_steps: Optional[int] = None,
+            validation_batch_size: Optional[int] = None, validation_freq: int = 1,
+            strategy: Optional[Strategy] = None) -> History:
         """Keras' fit over arrays, or over batches from a generator, dataset or sequence (see
         :mod:`lstm_native.data`; ``steps_per_epoch`` then caps an epoch). Every argument is checked before the
         first step. ``strategy`` (lstm_native.distributed.MPIStrategy) trains data-parallel over MPI ranks."""
@@ -543,8 +560,10 @@ class Sequential(WeightContainer):
                 raise ValueError(f"class_weight[{key}]: expected a finite weight >= 0, got {weight!r}")
 
     @inference_call
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
+    def evaluate(self, x: Optional[data.Data] = None, y: Optional[ArrayLike] = None, batch_size: Optional[int] = None,
+                 verbose: Union[str, int] = "auto", sample_weight: Optional[ArrayLike] = None,
+                 steps: Optional[int] = None, callbacks: Optional[Iterable[Callback]] = None,
+                 return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
         """The loss and metrics over x and y (arrays, in batches of ``batch_size``), or over the batches of a
         generator, dataset or sequence (``steps`` caps their number). As in Keras, ``verbose`` shows a progress
         bar (1, "auto"), one line at the end (2) or nothing (0), and ``callbacks`` get their ``on_test_*``
@@ -572,24 +591,24 @@ class Sequential(WeightContainer):
         """The model (built if its first layer declares the input shape) of a get_config dict."""
         return cls([layers_module.deserialize(entry) for entry in config["layers"]], name=config["name"])
 
-    def save(self, filepath, include_optimizer: bool = True) -> None:
+    def save(self, filepath: Union[str, os.PathLike], include_optimizer: bool = True) -> None:
         """Saves the model to one safetensors file (see lstm_native.saving): config, weights and, if
         ``include_optimizer`` and compiled, the compile arguments and the optimizer's state. The write is
         atomic; a symlink is written through (the file it points to is replaced); a name with another format's
         extension (.keras, .h5, ...) and a target that is not a regular file raise ValueError."""
         saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath) -> None:
+    def save_weights(self, filepath: Union[str, os.PathLike]) -> None:
         """Saves the weights only, for load_weights into a model of the same architecture."""
         saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath, allow_nonfinite: bool = False) -> None:
+    def load_weights(self, filepath: Union[str, os.PathLike], allow_nonfinite: bool = False) -> None:
         """Loads the weights of a file from save_weights or save (its optimizer state, if any, is left out).
         NaN or infinite weights are refused (ValueError) unless ``allow_nonfinite``."""
         saving.load_weights(self, filepath, allow_nonfinite=allow_nonfinite)
 
 
-def load_model(filepath, compile: bool = True, allow_nonfinite: bool = False) -> Sequential:
+def load_model(filepath: Union[str, os.PathLike], compile: bool = True, allow_nonfinite: bool = False) -> Sequential:
     """The model that ``model.save`` wrote, compiled (with its optimizer's state) when saved so and
     ``compile`` is True. Every part of the file is checked first; a bad file raises ValueError, and so do
     NaN or infinite weights and optimizer slots unless ``allow_nonfinite`` (a non-finite learning rate is

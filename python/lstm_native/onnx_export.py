@@ -49,12 +49,18 @@ bidirectional LSTM (the first forward, the second backward) is two Scans.
 from __future__ import annotations
 
 import itertools
-from typing import Any, List, Tuple
+import os
+from typing import TYPE_CHECKING, Any, List, Tuple, Union
 
 import numpy as np
 
 from . import gate_orders
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Masking
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .models import Sequential
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11  # Equal on floats
@@ -474,7 +480,8 @@ def _symbolic(shape) -> list:
     return ["batch"] + ["timesteps" if d is None else int(d) for d in shape[1:]]
 
 
-def export(model, path, opset: int = DEFAULT_OPSET, streaming: bool = False):
+def export(model: Sequential, path: Union[str, os.PathLike], opset: int = DEFAULT_OPSET,
+           streaming: bool = False) -> onnx.ModelProto:
     """Writes `model` (a built Sequential) to `path` as an ONNX model and returns the onnx.ModelProto.
 
     streaming=True: the initial and final states of every LSTM are graph inputs and outputs, so that a runtime

@@ -29,9 +29,10 @@ The outputs are numpy arrays. :func:`lstm_step` and :func:`lstm_trace` run on th
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Protocol, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import cuda
 from ._backend import core as _core
@@ -51,6 +52,18 @@ __all__ = [
 PEEPHOLES = ("diagonal", "full", None)
 OUTPUT_PEEPHOLE_SOURCES = ("current", "previous")
 _KDLCUDA = 2  # DLPack's device type of CUDA memory
+
+
+class SupportsDLPack(Protocol):
+    """An array that the core can read in place on its device (a CuPy array, a PyTorch CUDA tensor)."""
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
+
+
+# x, h0, c0 and the output gradients: anything numpy takes, or an array on the current CUDA device.
+DeviceArrayLike = Union[ArrayLike, SupportsDLPack]
 # The native forward and backward of each device, which take the same arguments and return the same results
 # (the CUDA pair exists in a CUDA build only, where cuda.check_device admits "cuda").
 _NATIVE_PASSES = {"cpu": ("forward", "backward"), "cuda": ("cuda_forward", "cuda_backward")}
@@ -128,9 +141,10 @@ class ForwardContext:
 
     __slots__ = ("_args", "_workspace", "batch", "time", "device")
 
-    def __init__(self, args: dict, workspace, batch: int, time: int, device: str = "cpu"):
+    def __init__(self, args: dict, workspace: Union[np.ndarray, _core.CudaWorkspace], batch: int, time: int,
+                 device: str = "cpu"):
         self._args = args
-        self._workspace = workspace
+        self._workspace: Union[np.ndarray, _core.CudaWorkspace, None] = workspace  # None once consumed
         self.batch = batch
         self.time = time
         self.device = device
@@ -152,7 +166,7 @@ class ForwardContext:
 _CONTEXT_LOCK = threading.Lock()
 
 
-def lengths_to_mask(lengths, time: int) -> np.ndarray:
+def lengths_to_mask(lengths: ArrayLike, time: int) -> np.ndarray:
     """(B,) sequence lengths in [0, time] -> (B, time) bool mask of right-padded sequences."""
     lengths = np.asarray(lengths)
     if lengths.ndim != 1:
@@ -237,19 +251,19 @@ def _check_variant(peephole, output_peephole_source) -> str:
 
 
 def lstm_forward(
-    x,
-    W,
-    U,
-    b=None,
-    p=None,
+    x: DeviceArrayLike,
+    W: ArrayLike,
+    U: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    p: Optional[ArrayLike] = None,
     *,
-    W_hr=None,
+    W_hr: Optional[ArrayLike] = None,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
-    h0=None,
-    c0=None,
-    mask=None,
-    lengths=None,
+    h0: Optional[DeviceArrayLike] = None,
+    c0: Optional[DeviceArrayLike] = None,
+    mask: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
     zero_output_for_mask: bool = False,
     training: bool = False,
     dropout: float = 0.0,
@@ -312,22 +326,23 @@ def lstm_forward(
     )
     if x is None:
         raise TypeError("x: required, got None")
-    x, h0, c0 = (_sequence_array(name, value, dtype, device) for name, value in (("x", x), ("h0", h0), ("c0", c0)))
-    args["mask"] = _as_mask(mask, lengths, x)
+    xs, h0s, c0s = (_sequence_array(name, value, dtype, device) for name, value in (("x", x), ("h0", h0), ("c0", c0)))
+    args["mask"] = _as_mask(mask, lengths, xs)
     native_forward, _ = _native_passes(device)
-    spare = _reusable_workspace(x, args) if training and device == "cpu" else None  # the pool is CPU memory
+    spare = _reusable_workspace(xs, args) if training and device == "cpu" else None  # the pool is CPU memory
     try:
-        y, h, c, workspace = native_forward(x=x, h0=h0, c0=c0, training=bool(training), workspace=spare,
+        y, h, c, workspace = native_forward(x=xs, h0=h0s, c0=c0s, training=bool(training), workspace=spare,
                                             return_sequences=bool(return_sequences), **args)
     except BaseException:
         if spare is not None:  # scratch memory: reusable whatever the call left in it
             _keep_spare(spare)
         raise
-    context = ForwardContext(args, workspace, x.shape[0], x.shape[1], device) if training else None
+    context = ForwardContext(args, workspace, xs.shape[0], xs.shape[1], device) if training else None
     return LSTMForward(y, h, c, context)
 
 
-def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGradients:
+def lstm_backward(context: ForwardContext, dy: Optional[DeviceArrayLike] = None, dh: Optional[DeviceArrayLike] = None,
+                  dc: Optional[DeviceArrayLike] = None) -> LSTMGradients:
     """Gradients of a loss w.r.t. x, h0, c0 and the parameters, given its gradients w.r.t. the outputs.
 
     ``dy`` (B, T, H), ``dh`` and ``dc`` (B, H) (dy, dh with P columns when projected) are each optional (zero when omitted). Consumes
@@ -356,19 +371,19 @@ def lstm_backward(context: ForwardContext, dy=None, dh=None, dc=None) -> LSTMGra
 
 
 def lstm_trace(
-    x,
-    W,
-    U,
-    b=None,
-    p=None,
+    x: ArrayLike,
+    W: ArrayLike,
+    U: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    p: Optional[ArrayLike] = None,
     *,
-    W_hr=None,
+    W_hr: Optional[ArrayLike] = None,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
-    h0=None,
-    c0=None,
-    mask=None,
-    lengths=None,
+    h0: Optional[ArrayLike] = None,
+    c0: Optional[ArrayLike] = None,
+    mask: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
 ) -> dict:
     """The activations of every step: {"i", "f", "g", "o", "c", "h"}, each (B, T, H) (h (B, T, P) with a
     projection), from the core's own
@@ -384,20 +399,20 @@ def lstm_trace(
 
 
 def lstm_step(
-    x,
-    h,
-    c,
-    W,
-    U,
-    b=None,
-    p=None,
+    x: ArrayLike,
+    h: ArrayLike,
+    c: ArrayLike,
+    W: ArrayLike,
+    U: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    p: Optional[ArrayLike] = None,
     *,
-    W_hr=None,
+    W_hr: Optional[ArrayLike] = None,
     peephole: Optional[str] = "diagonal",
     output_peephole_source: str = "current",
     zoneout_h: float = 0.0,
     zoneout_c: float = 0.0,
-):
+) -> Tuple[np.ndarray, np.ndarray]:
     """One time step for streaming inference: x (B, I), h and c (B, H) (h (B, P) with a projection)
     -> (h, c) of the next step
     (zoneout acts as its expectation, as in :func:`lstm_forward` without training)."""

@@ -23,9 +23,10 @@ state.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Any, Iterable, List, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import saving
 from ._arguments import integer
@@ -36,7 +37,7 @@ from .layers.lstm import LSTM
 class Stream:
     """A streaming session of a Sequential model; see :mod:`lstm_native.streaming`."""
 
-    def __init__(self, model, batch_size: int):
+    def __init__(self, model: Any, batch_size: int):  # Any: a Sequential (not imported: models imports this module)
         batch_size = integer("batch_size", batch_size, at_least=1)
         if not getattr(core, "with_model_io", False):
             raise RuntimeError("this build of lstm_native lacks the C++ model loader that streams run in")
@@ -58,7 +59,7 @@ class Stream:
         """The shape of one step's input: (batch_size, features...), the model's input without its time axis."""
         return self._step_shape
 
-    def step(self, x) -> np.ndarray:
+    def step(self, x: ArrayLike) -> np.ndarray:
         """The model's float32 output for one step x of shape ``step_shape``, or for a chunk of steps
         (batch_size, steps, features...): what ``predict`` gives for it, continuing from the state."""
         x = np.asarray(x)
@@ -88,7 +89,7 @@ class Stream:
             at += h_size + c_size
         return states
 
-    def set_state(self, states) -> None:
+    def set_state(self, states: Iterable[Sequence[ArrayLike]]) -> None:
         """Restores a state that ``get_state`` gave (of a stream of the same model and batch size)."""
         states = list(states)
         if len(states) != len(self._state_shapes):

@@ -6,13 +6,13 @@ import contextlib
 import fcntl
 import os
 import threading
-from typing import Dict
+from typing import Dict, Optional, Union
 
 import numpy as np
 
 from .. import _arguments, saving, utils
 from ._save_frequency import SaveFrequency
-from .callback import Callback
+from .callback import Callback, Logs
 
 
 class BackupAndRestore(Callback):
@@ -40,7 +40,8 @@ class BackupAndRestore(Callback):
     lock to the next fit of that thread.
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(self, backup_dir: Union[str, os.PathLike], save_freq: Union[str, int] = "epoch",
+                 delete_checkpoint: bool = True) -> None:
         super().__init__()
         if not backup_dir:
             raise ValueError("Empty `backup_dir` argument passed")
@@ -63,7 +64,7 @@ class BackupAndRestore(Callback):
         """(callback, state) of each callback of the fit that has a state."""
         return [(callback, state) for callback in self._backed_up for state in [callback.get_state()] if state]
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         _lock_backup_directory(self.backup_dir)
         self._pending_states = []
         if not os.path.exists(self._path):
@@ -109,18 +110,18 @@ class BackupAndRestore(Callback):
             except ValueError as error:
                 raise ValueError(f"{self._path}: the state of callback {type(callback).__name__}: {error}") from None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
         self._current_epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         if self._frequency.due_after_batch():
             self._save(resume_at=self._current_epoch)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if self._frequency.per_epoch:
             self._save(resume_at=epoch + 1)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
         try:
             if self.delete_checkpoint and os.path.exists(self._path):
                 os.remove(self._path)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ._state import check_state_keys
+
+# A hook's logs: metric name -> value (floats; a predict batch's {"outputs": array} holds its outputs).
+Logs = Dict[str, Any]
 
 
 class Callback:
@@ -25,7 +28,7 @@ class Callback:
         """Receives ``fit``'s parameters (``verbose``, ``epochs``, ``steps``)."""
         self.params = params
 
-    def set_model(self, model) -> None:
+    def set_model(self, model: Any) -> None:
         """Receives the model it is attached to (``self.model``)."""
         self.model = model
 
@@ -41,52 +44,52 @@ class Callback:
         callback's ``on_train_begin``); raises ValueError, naming the entry, for a state it cannot take."""
         check_state_keys(state, ())
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Backwards-compatibility alias, called by :meth:`on_train_batch_begin`."""
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Backwards-compatibility alias, called by :meth:`on_train_batch_end`."""
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
         """Called at the start of a training epoch (0-based ``epoch``)."""
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         """Called at the end of a training epoch; ``logs`` holds the epoch's metrics (``val_``-prefixed ones too)."""
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Called before a training batch (calls :meth:`on_batch_begin`)."""
         self.on_batch_begin(batch, logs=logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Called after a training batch; ``logs`` holds the metrics aggregated over the epoch so far."""
         self.on_batch_end(batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Called before a batch of ``evaluate``, and of ``fit``'s validation (as Keras does)."""
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Called after a batch of ``evaluate``, with the loss and metrics so far."""
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Called before a batch of ``predict``."""
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         """Called after a batch of ``predict``, with the logs ``{"outputs": the batch's outputs}``."""
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         """Called at the start of ``fit``."""
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
         """Called at the end of ``fit`` with the last epoch's logs."""
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Logs] = None) -> None:
         """Called at the start of ``evaluate``."""
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Logs] = None) -> None:
         """Called at the end of ``evaluate`` with its result."""
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Logs] = None) -> None:
         """Called at the start of ``predict``."""
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Logs] = None) -> None:
         """Called at the end of ``predict``."""

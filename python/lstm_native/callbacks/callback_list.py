@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from .backup_and_restore import BackupAndRestore
-from .callback import Callback
+from .callback import Callback, Logs
 from .history import History
 from .progbar_logger import ProgbarLogger
 
@@ -79,7 +79,7 @@ class CallbackList(Callback):
             for callback in self.callbacks:
                 callback.set_params(params)
 
-    def set_model(self, model) -> None:
+    def set_model(self, model: Any) -> None:
         if model is None:
             return
         super().set_model(model)
@@ -99,52 +99,52 @@ class CallbackList(Callback):
             if isinstance(callback, ProgbarLogger):
                 callback.samples_seen += count
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_batch_begin", batch, logs=logs)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_batch_end", batch, logs=logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_epoch_begin", epoch, logs=logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_epoch_end", epoch, logs=logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_train_batch_begin", batch, logs=logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_train_batch_end", batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_test_batch_begin", batch, logs=logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_test_batch_end", batch, logs=logs)
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_predict_batch_begin", batch, logs=logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         self._call("on_predict_batch_end", batch, logs=logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self._call("on_train_begin", logs=logs)
         for backup in self._backups:  # after every on_train_begin, which resets the callbacks' states
             backup._resume_callbacks()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
         self._call("on_train_end", logs=logs)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Logs] = None) -> None:
         self._call("on_test_begin", logs=logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Logs] = None) -> None:
         self._call("on_test_end", logs=logs)
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Logs] = None) -> None:
         self._call("on_predict_begin", logs=logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Logs] = None) -> None:
         self._call("on_predict_end", logs=logs)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import _arguments
 from ._printing import print_message
 from ._state import check_state_keys, monitor_value, state_count, state_value
+from .callback import Logs
 from .monitor_callback import MonitorCallback, optional_number
 
 
@@ -21,8 +23,9 @@ class EarlyStopping(MonitorCallback):
     monitored) back into the model. ``stopped_epoch``, ``best``, ``best_epoch`` tell what happened.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: Optional[float] = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, min_delta=min_delta)
         self.patience = _arguments.integer("patience", patience, at_least=0)
         self.verbose = _arguments.integer("verbose", verbose, at_least=0)
@@ -34,14 +37,14 @@ class EarlyStopping(MonitorCallback):
         self.start_from_epoch = _arguments.integer("start_from_epoch", start_from_epoch, at_least=0)
         self.best_epoch = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
         self.best_weights = None
         self.best_epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if self.monitor_op is None:
             self._set_monitor_op()
         current = self.get_monitor_value(logs)
@@ -82,7 +85,7 @@ class EarlyStopping(MonitorCallback):
         self.best = state_value("best", state["best"])
         self.best_weights = best_weights
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print_message(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -90,7 +93,7 @@ class EarlyStopping(MonitorCallback):
                 print_message(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
 
-    def get_monitor_value(self, logs):
+    def get_monitor_value(self, logs: Optional[Logs]) -> Any:
         """The monitored value in ``logs``; None (with a warning) when the logs lack it."""
         logs = logs or {}
         value = logs.get(self.monitor)

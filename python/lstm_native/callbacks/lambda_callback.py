@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .callback import Callback
+from typing import Any, Callable, Optional
+
+from .callback import Callback, Logs
 
 
 class LambdaCallback(Callback):
@@ -10,8 +12,12 @@ class LambdaCallback(Callback):
     ``on_train_begin(logs)``, ``on_train_end(logs)``, ``on_train_batch_begin(batch, logs)``,
     ``on_train_batch_end(batch, logs)``; any other hook can be given as a keyword argument too."""
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
-                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+    def __init__(self, on_epoch_begin: Optional[Callable[[int, Logs], Any]] = None,
+                 on_epoch_end: Optional[Callable[[int, Logs], Any]] = None,
+                 on_train_begin: Optional[Callable[[Logs], Any]] = None,
+                 on_train_end: Optional[Callable[[Logs], Any]] = None,
+                 on_train_batch_begin: Optional[Callable[[int, Logs], Any]] = None,
+                 on_train_batch_end: Optional[Callable[[int, Logs], Any]] = None, **kwargs: Callable) -> None:
         super().__init__()
         self.__dict__.update(kwargs)
         hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end, "on_train_begin": on_train_begin,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Optional, Union
 
 from .. import _arguments, saving
 from ._printing import print_message
 from ._save_frequency import SaveFrequency
 from ._state import check_state_keys, monitor_value, state_count, state_value
+from .callback import Logs
 from .monitor_callback import MonitorCallback
 
 
@@ -24,8 +26,9 @@ class ModelCheckpoint(MonitorCallback):
     :class:`EarlyStopping`); without a value for ``monitor`` in the logs, warn and save anyway (Keras).
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+    def __init__(self, filepath: Union[str, os.PathLike], monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
+                 save_freq: Union[str, int] = "epoch", initial_value_threshold: Optional[float] = None) -> None:
         super().__init__(monitor, mode, baseline=initial_value_threshold, baseline_name="initial_value_threshold")
         saving.check_file_name(filepath)
         self.filepath = os.fsdecode(os.fspath(filepath))
@@ -45,14 +48,14 @@ class ModelCheckpoint(MonitorCallback):
         self._frequency.batches_since_save = state_count("batches_since_save", state["batches_since_save"])
         self.best = best
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
         self._current_epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         if self._frequency.due_after_batch():
             self._save(self._current_epoch, batch, logs or {})
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if self._frequency.per_epoch:
             self._save(epoch, None, logs or {})
 

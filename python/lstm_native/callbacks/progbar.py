@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -37,7 +37,8 @@ class Progbar:
         self._samples_per_second: Optional[float] = None
         self._prev_total_width = 0
 
-    def update(self, current: int, values=None, finalize: Optional[bool] = None, samples: Optional[int] = None) -> None:
+    def update(self, current: int, values: Optional[List[Tuple[str, Any]]] = None, finalize: Optional[bool] = None,
+               samples: Optional[int] = None) -> None:
         """Shows step ``current`` with ``values`` (a list of ``(name, value)``); ``samples``, the samples seen
         so far, adds their rate (samples/s) after the time per step."""
         if finalize is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import numpy as np
 
 from .. import _arguments
 from ._printing import print_message
 from ._state import check_state_keys, monitor_value, state_count, state_value
+from .callback import Logs
 from .monitor_callback import MonitorCallback
 
 
@@ -17,8 +19,8 @@ class ReduceLROnPlateau(MonitorCallback):
     improved by more than ``min_delta`` for ``patience`` epochs; then waits ``cooldown`` epochs before counting
     again. Adds ``learning_rate`` to each epoch's logs."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
         super().__init__(monitor, mode, min_delta=min_delta)
         if _arguments.number("factor", factor) >= 1.0:  # Keras' message
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
@@ -30,7 +32,7 @@ class ReduceLROnPlateau(MonitorCallback):
         self.cooldown_counter = 0
         self.wait = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self.best = None
         self.cooldown_counter = 0
         self.wait = 0
@@ -48,7 +50,7 @@ class ReduceLROnPlateau(MonitorCallback):
         self.cooldown_counter = state_count("cooldown_counter", state["cooldown_counter"])
         self.best = state_value("best", state["best"])
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if self.monitor_op is None:
             self._set_monitor_op()
         logs = logs or {}

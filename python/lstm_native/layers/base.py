@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import math
 import re
-from typing import List, Optional, TypeVar
+from typing import Any, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -19,7 +19,11 @@ from .. import _serialization
 from .. import activations as activations_module
 from .. import initializers as initializers_module
 from .. import regularizers as regularizers_module
+from .._serialization import Identifier
 from ..variables import Variable, WeightContainer
+
+# An input or output shape, batch dimension first; None: not known.
+Shape = Tuple[Optional[int], ...]
 
 _LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim", "batch_size", "batch_input_shape"}
 _name_counts: dict = {}
@@ -67,7 +71,7 @@ class Layer(WeightContainer):
 
     supports_masking = False
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         unknown = set(kwargs) - _LAYER_KWARGS
         if unknown:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
@@ -90,8 +94,8 @@ class Layer(WeightContainer):
         self._weights: List[Variable] = []
 
     # -- weights -----------------------------------------------------------------------------------------
-    def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
-                   trainable: bool = True) -> Variable:
+    def add_weight(self, name: str, shape: Sequence[int], initializer: Identifier = "glorot_uniform",
+                   regularizer: Optional[Identifier] = None, trainable: bool = True) -> Variable:
         """Creates a weight of ``shape`` (``path`` ``<layer name>/<name>``) drawn from ``initializer``, and tracks it."""
         initializer = initializers_module.get(initializer)  # resolved (so checked) even when not called
         budget = _loading_budget.get()
@@ -128,23 +132,26 @@ class Layer(WeightContainer):
         return [w for w in self._weights if not (w.trainable and self.trainable)]
 
     # -- computation -------------------------------------------------------------------------------------
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         """Creates the weights for inputs of ``input_shape`` (batch dimension first, maybe None)."""
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    # Any: a shape; a list of shapes for a layer of several outputs (an LSTM with return_state).
+    def compute_output_shape(self, input_shape: Shape) -> Any:
         """The shape of the output for an input of ``input_shape``."""
         return input_shape
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: np.ndarray, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         """The mask of this layer's output: the input's mask passes through layers that support masking."""
         return mask if self.supports_masking else None
 
-    def forward(self, x, training: bool = False, mask=None):
+    # Any: an array; a list of arrays for a layer of several outputs (an LSTM with return_state).
+    def forward(self, x: np.ndarray, training: bool = False, mask: Optional[np.ndarray] = None) -> Any:
         """The layer's output for the batch ``x`` (``mask``: (batch, timesteps) booleans, True = valid step)."""
         raise NotImplementedError
 
-    def backward(self, dy):
+    # None: the input has no gradient (an Embedding's integer ids).
+    def backward(self, dy: np.ndarray) -> Optional[np.ndarray]:
         """The gradient w.r.t. the input of the last forward(training=True); fills the weights' grads."""
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
 

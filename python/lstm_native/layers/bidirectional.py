@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 import copy
 import reprlib
@@ -10,7 +10,7 @@ import reprlib
 import numpy as np
 
 from .. import _serialization
-from .base import Layer, deserialize_layer
+from .base import Layer, Shape, deserialize_layer
 from .lstm import LSTM
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -38,7 +38,8 @@ def _check_recurrent(layer, what: str) -> None:
 class Bidirectional(Layer):
     supports_masking = True
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+    def __init__(self, layer: LSTM, merge_mode: Optional[str] = "concat", backward_layer: Optional[LSTM] = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"merge_mode: expected one of {_MERGE_MODES}, got {merge_mode!r}")
@@ -63,7 +64,7 @@ class Bidirectional(Layer):
             sublayer.zero_output_for_mask = self.return_sequences  # as Keras forces it
         self._outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None  # forward's, backward's
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         self.forward_layer.build(input_shape)
         self.backward_layer.build(input_shape)
         self.built = True
@@ -80,24 +81,28 @@ class Bidirectional(Layer):
     def non_trainable_weights(self):
         return [w for w in self.weights if w not in self.trainable_weights]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Union[Shape, List[Shape]]:
         """The merged output's shape; with merge_mode=None, a list of the two directions' shapes (two outputs,
         which a Sequential model refuses when the layer is added)."""
         shape = self.forward_layer.compute_output_shape(input_shape)
+        assert isinstance(shape, tuple)  # one output: __init__ refuses return_state
         if self.merge_mode is None:
             return [shape, shape]
-        return shape[:-1] + (2 * shape[-1],) if self.merge_mode == "concat" else shape
+        # The LSTM's output width (the last dimension) is always known; Shape allows None for any dimension.
+        return shape[:-1] + (2 * shape[-1],) if self.merge_mode == "concat" else shape  # type: ignore[operator]
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: np.ndarray, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         return mask if self.return_sequences else None
 
     def _align(self, y_backward):
         """The backward layer's outputs in forward time order."""
         return y_backward[:, ::-1] if self.return_sequences else y_backward
 
-    def forward(self, x, training=False, mask=None):
+    def forward(self, x: np.ndarray, training: bool = False,
+                mask: Optional[np.ndarray] = None) -> Union[np.ndarray, List[np.ndarray]]:
         y_forward = self.forward_layer.forward(x, training=training, mask=mask)
         y_backward = self._align(self.backward_layer.forward(x, training=training, mask=mask))
+        assert isinstance(y_forward, np.ndarray)  # one output: __init__ refuses return_state
         if training:  # inference writes no state: many threads may run it at once
             self._outputs = (y_forward, y_backward)
         if self.merge_mode == "concat":
@@ -110,7 +115,7 @@ class Bidirectional(Layer):
             return (y_forward + y_backward) / 2
         return [y_forward, y_backward]
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         y_forward, y_backward = self._saved(self._outputs)
         if self.merge_mode == "concat":
             units = y_forward.shape[-1]
@@ -127,12 +132,12 @@ class Bidirectional(Layer):
         dx = self.forward_layer.backward(np.ascontiguousarray(d_forward))
         return dx + self.backward_layer.backward(np.ascontiguousarray(self._align(d_backward)))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         # the base config holds merge_mode and backward_layer; the wrapped layer is kept as forward_layer
         return {**super().get_config(), "layer": _serialization.serialize(self.forward_layer)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Bidirectional:
         config = dict(config)
         for name in ("layer", "backward_layer"):
             if config.get(name) is not None:

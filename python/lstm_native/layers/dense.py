@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from .. import activations as activations_module
-from .base import Layer, check_last_dim
+from .._serialization import Identifier
+from .base import Layer, Shape, check_last_dim
 
 
 class Dense(Layer):
     supports_masking = True
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, units: int, activation: Optional[Identifier] = None, use_bias: bool = True,
+                 kernel_initializer: Identifier = "glorot_uniform", bias_initializer: Identifier = "zeros",
+                 kernel_regularizer: Optional[Identifier] = None, bias_regularizer: Optional[Identifier] = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units: expected a positive integer, got {units!r}")
@@ -25,7 +28,7 @@ class Dense(Layer):
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
         self._cache: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # x, logits, y
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         input_dim = check_last_dim(self, input_shape, None, "input dimension")
         self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer,
                                       self.kernel_regularizer)
@@ -33,10 +36,10 @@ class Dense(Layer):
                      if self.use_bias else None)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, x, training=False, mask=None):
+    def forward(self, x: np.ndarray, training: bool = False, mask: Optional[np.ndarray] = None) -> np.ndarray:
         check_last_dim(self, x.shape, self.kernel.shape[0], "input dimension")
         logits = x.astype(self.dtype, copy=False) @ self.kernel.value
         if self.bias is not None:
@@ -51,11 +54,11 @@ class Dense(Layer):
         """The pre-activation of the last training forward pass (for losses fused with the activation)."""
         return self._saved(self._cache)[1]
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         x, logits, y = self._saved(self._cache)
         return self.backward_from_logits(self.activation.backward(logits, y, dy))
 
-    def backward_from_logits(self, dlogits):
+    def backward_from_logits(self, dlogits: np.ndarray) -> np.ndarray:
         """backward() given the gradient w.r.t. the pre-activation x K + b."""
         x = self._saved(self._cache)[0]
         x2d, d2d = x.reshape(-1, x.shape[-1]), dlogits.reshape(-1, self.units)

@@ -8,7 +8,7 @@ W_hr (H, P) project the state, h_t = (o_t ⊙ tanh(c_t)) W_hr, and U is (P, 4H).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import threading
 
@@ -18,7 +18,8 @@ from .. import cuda
 from .. import initializers as initializers_module
 from .. import ops, utils
 from .. import regularizers as regularizers_module
-from .base import Layer, check_last_dim
+from .._serialization import Identifier
+from .base import Layer, Shape, check_last_dim
 
 _PEEPHOLES = ("diagonal", "full", None)
 
@@ -64,15 +65,21 @@ class LSTM(Layer):
 
     supports_masking = True
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
-                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, seed=None, peephole="diagonal",
-                 output_peephole_source="current", peephole_initializer="zeros", peephole_regularizer=None,
-                 device="cpu", zero_output_for_mask=False, zoneout_h=0.0, zoneout_c=0.0, weight_drop=0.0,
-                 activity_regularizer=None, activation_regularization=0.0, temporal_activation_regularization=0.0,
-                 proj_size=0, projection_initializer="glorot_uniform", projection_regularizer=None, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: Identifier = "glorot_uniform",
+                 recurrent_initializer: Identifier = "orthogonal", bias_initializer: Identifier = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: Optional[Identifier] = None,
+                 recurrent_regularizer: Optional[Identifier] = None, bias_regularizer: Optional[Identifier] = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 seed: Optional[int] = None, peephole: Optional[str] = "diagonal",
+                 output_peephole_source: str = "current", peephole_initializer: Identifier = "zeros",
+                 peephole_regularizer: Optional[Identifier] = None, device: str = "cpu",
+                 zero_output_for_mask: bool = False, zoneout_h: float = 0.0, zoneout_c: float = 0.0,
+                 weight_drop: float = 0.0, activity_regularizer: Optional[Identifier] = None,
+                 activation_regularization: float = 0.0, temporal_activation_regularization: float = 0.0,
+                 proj_size: int = 0, projection_initializer: Identifier = "glorot_uniform",
+                 projection_regularizer: Optional[Identifier] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units: expected a positive integer, got {units!r}")
@@ -86,13 +93,13 @@ class LSTM(Layer):
             raise ValueError(f"output_peephole_source: expected 'current' or 'previous', got {output_peephole_source!r}")
         rates = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, zoneout_h=zoneout_h, zoneout_c=zoneout_c,
                      weight_drop=weight_drop)
-        for name, value in rates.items():
-            if not 0 <= value < 1:
-                raise ValueError(f"{name}: expected a rate in [0, 1), got {value!r}")
-        for name, value in (("activation_regularization", activation_regularization),
-                            ("temporal_activation_regularization", temporal_activation_regularization)):
-            if not value >= 0:
-                raise ValueError(f"{name}: expected a coefficient >= 0, got {value!r}")
+        for name, rate in rates.items():
+            if not 0 <= rate < 1:
+                raise ValueError(f"{name}: expected a rate in [0, 1), got {rate!r}")
+        for name, coefficient in (("activation_regularization", activation_regularization),
+                                  ("temporal_activation_regularization", temporal_activation_regularization)):
+            if not coefficient >= 0:
+                raise ValueError(f"{name}: expected a coefficient >= 0, got {coefficient!r}")
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
             raise ValueError(f"proj_size: expected an integer >= 0 (0: no projection), got {proj_size!r}")
         if proj_size and (zoneout_h or zoneout_c):
@@ -117,12 +124,12 @@ class LSTM(Layer):
         self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.activation_regularization = float(activation_regularization)
         self.temporal_activation_regularization = float(temporal_activation_regularization)
-        self._losses_by_thread = {}  # thread id -> the activity penalties of its last forward pass
+        self._losses_by_thread: Dict[int, list] = {}  # thread id -> the activity penalties of its last forward pass
         self._outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None  # the sequence, the output
-        self.states = None  # [h, c] carried between calls when stateful
-        self._context = None
+        self.states: Optional[List[np.ndarray]] = None  # [h, c] carried between calls when stateful
+        self._context: Optional[ops.ForwardContext] = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         if len(input_shape) != 3:
             raise ValueError(f"{self.name}: expected input of shape (batch, timesteps, features), got {input_shape}")
         input_dim = check_last_dim(self, input_shape, None, "features")
@@ -149,15 +156,15 @@ class LSTM(Layer):
         (P, 4H) and W_hr (H, P) is added (negative when P is too large to save anything)."""
         return (self.units - self.proj_size) * 4 * self.units - self.units * self.proj_size if self.proj_size else 0
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Union[Shape, List[Shape]]:
         batch, time, width = input_shape[0], input_shape[1], self.output_size
         output = (batch, time, width) if self.return_sequences else (batch, width)
         return [output, (batch, width), (batch, self.units)] if self.return_state else output
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: np.ndarray, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         return mask if self.return_sequences else None
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         """Forgets the states a stateful layer carries between calls."""
         self.states = None
 
@@ -168,7 +175,8 @@ class LSTM(Layer):
     def _projection_for_ops(self):
         return None if self.projection is None else self.projection.value
 
-    def forward(self, x, training=False, mask=None, initial_state=None):
+    def forward(self, x: np.ndarray, training: bool = False, mask: Optional[np.ndarray] = None,
+                initial_state: Optional[Sequence[np.ndarray]] = None) -> Union[np.ndarray, List[np.ndarray]]:
         if x.ndim != 3:
             raise ValueError(f"{self.name}: expected input of shape (batch, timesteps, features), got {x.shape}")
         check_last_dim(self, x.shape, self.kernel.shape[0], "features")
@@ -208,7 +216,7 @@ class LSTM(Layer):
     def losses(self, values) -> None:
         self._losses_by_thread[threading.get_ident()] = list(values)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         del config["device"]  # the machine's choice, not the model's: a file saved on a GPU machine loads anywhere
         return config
@@ -219,7 +227,8 @@ class LSTM(Layer):
         return dict(dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, zoneout_h=self.zoneout_h,
                     zoneout_c=self.zoneout_c, weight_drop=self.weight_drop)
 
-    def trace(self, x, mask=None, initial_state=None) -> dict:
+    def trace(self, x: np.ndarray, mask: Optional[np.ndarray] = None,
+              initial_state: Optional[Sequence[np.ndarray]] = None) -> dict:
         """Gate traces: {"i", "f", "g", "o", "c", "h"} of every step, each (batch, timesteps, units) (h:
         (batch, timesteps, proj_size) with a projection), for the
         input x (batch, timesteps, features), computed by the native forward pass. The steps are in
@@ -277,7 +286,7 @@ class LSTM(Layer):
             self.build((None,) + tuple(x.shape[1:]))
         return self.forward(x, training=training, mask=mask, initial_state=initial_state)
 
-    def backward(self, dy, dh=None, dc=None):
+    def backward(self, dy: np.ndarray, dh: Optional[np.ndarray] = None, dc: Optional[np.ndarray] = None) -> np.ndarray:
         """Gradient w.r.t. the input given dy (w.r.t. the output: the sequence, or the last h) and optionally
         the gradients w.r.t. the returned states h and c."""
         context = self._saved(self._context)

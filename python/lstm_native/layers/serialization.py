@@ -21,6 +21,6 @@ def serialize(layer: Layer) -> dict:
     return _serialization.serialize(layer)
 
 
-def deserialize(entry) -> Layer:
+def deserialize(entry: dict) -> Layer:
     """The layer (not built) that a :func:`serialize` dict describes; ValueError for anything else."""
     return deserialize_layer(entry, LAYER_CLASSES)

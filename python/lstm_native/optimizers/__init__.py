@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, Optional, Union
+
 from . import schedules
 from .adagrad import Adagrad
 from .adam import Adam
@@ -32,7 +34,7 @@ def deserialize(config: dict) -> Optimizer:
     return cls.from_config(config.get("config", {}))
 
 
-def get(identifier):
+def get(identifier: Union[str, Dict[str, Any], Optimizer, None]) -> Optional[Optimizer]:
     """An optimizer from a name ("sgd", "adam", "adamw", "rmsprop", "adagrad", any case: default arguments),
     a :func:`serialize` dict, or an :class:`Optimizer` (returned as is). None gives None."""
     if identifier is None or isinstance(identifier, Optimizer):

@@ -37,7 +37,7 @@ class Adagrad(Optimizer):
         accumulator += np.square(grad)
         value -= (lr * grad) / np.sqrt(accumulator + self.epsilon)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon})
         return config

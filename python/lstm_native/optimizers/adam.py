@@ -55,7 +55,7 @@ class Adam(Optimizer):
             v = v_hat
         value -= (m * alpha) / (np.sqrt(v) + self.epsilon)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                        "amsgrad": self.amsgrad})

@@ -61,7 +61,7 @@ class RMSprop(Optimizer):
         else:
             value -= increment
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
                        "centered": self.centered})

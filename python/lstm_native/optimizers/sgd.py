@@ -48,7 +48,7 @@ class SGD(Optimizer):
         else:
             value += m
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"momentum": self.momentum, "nesterov": self.nesterov})
         return config

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,8 @@ class LSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 device=None, dtype=None, *, peephole: Optional[str] = None, output_peephole_source: str = "current",
+                 device: Union[torch.device, str, None] = None, dtype: Optional[torch.dtype] = None, *,
+                 peephole: Optional[str] = None, output_peephole_source: str = "current",
                  recurrent_dropout: float = 0.0, zoneout_h: float = 0.0, zoneout_c: float = 0.0,
                  weight_drop: float = 0.0) -> None:
         super().__init__()
@@ -198,7 +199,9 @@ class LSTM(nn.Module):
                 raise RuntimeError(f"hx: {name} is on {state.device}, the input on {like.device}")
         return h0, c0
 
-    def forward(self, input, hx: Optional[Tuple[Tensor, Tensor]] = None):
+    def forward(self, input: Union[Tensor, PackedSequence],
+                hx: Optional[Tuple[Tensor, Tensor]] = None,
+                ) -> Tuple[Union[Tensor, PackedSequence], Tuple[Tensor, Tensor]]:
         """``output, (h_n, c_n)``: output (T, B, D*Ho) ((B, T, D*Ho) with batch_first, (T, D*Ho) unbatched,
         a PackedSequence for one), h_n (L*D, B, Ho), c_n (L*D, B, H); D = 2 if bidirectional else 1."""
         if isinstance(input, PackedSequence):
