@@ -214,9 +214,10 @@ struct LayerSource {
   }
 };
 
-std::int64_t rows_of(const Array& x) {
+// The rows of an array of shape `shape`: the product of every dimension but the last.
+std::int64_t rows_of(const std::vector<std::int64_t>& shape) {
   std::int64_t rows = 1;
-  for (std::size_t k = 0; k + 1 < x.shape.size(); ++k) rows *= x.shape[k];
+  for (std::size_t k = 0; k + 1 < shape.size(); ++k) rows *= shape[k];
   return rows;
 }
 
@@ -382,7 +383,7 @@ class BidirectionalLayer : public Layer {
     Mask mask_forward = mask, mask_backward = mask;
     const Array a = forward_->forward(x, mask_forward);
     Array b = backward_->forward(x, mask_backward);
-    const std::int64_t H = forward_->units(), rows = rows_of(a);
+    const std::int64_t H = forward_->units(), rows = rows_of(a.shape);
     if (forward_->return_sequences()) {  // the backward layer's outputs back in forward time order
       const std::int64_t B = a.shape[0], T = a.shape[1];
       for (std::int64_t r = 0; r < B; ++r)
@@ -476,16 +477,17 @@ class DenseLayer : public Layer {
   std::int64_t units() const { return units_; }
 
   Array forward(const Array& x, Mask&) const override {
-    if (x.shape.back() != inputs_ || std::int64_t(x.values.size()) != rows_of(x) * inputs_)
+    const std::int64_t rows = rows_of(x.shape);
+    if (x.shape.back() != inputs_ || std::int64_t(x.values.size()) != rows * inputs_)
       internal_error("a Dense layer got an input of shape " + shape_to_string(x.shape));
-    Array y{x.shape, std::vector<float>(rows_of(x) * units_)};
+    Array y{x.shape, std::vector<float>(rows * units_)};
     y.shape.back() = units_;
-    apply(x.values.data(), rows_of(x), y.values.data());
+    apply(x.values.data(), rows, y.values.data());
     return y;
   }
 
   std::unique_ptr<LayerStep> stepper(StepShape& shape) const override {
-    const std::int64_t rows = element_count(shape.dims) / inputs_;
+    const std::int64_t rows = rows_of(shape.dims);
     shape.dims.back() = units_;
     return std::make_unique<StatelessStep>(rows * units_, rows, [this, rows](StepData in, float* y, std::uint8_t*) {
       apply(in.values, rows, y);
@@ -587,12 +589,13 @@ class MaskingLayer : public Layer {
   }
   Array forward(const Array& x, Mask& mask) const override {
     Array y{x.shape, std::vector<float>(x.values.size())};
-    mask.assign(rows_of(x), 0);
-    apply(x.values.data(), rows_of(x), x.shape.back(), y.values.data(), mask.data());
+    const std::int64_t rows = rows_of(x.shape);
+    mask.assign(rows, 0);
+    apply(x.values.data(), rows, x.shape.back(), y.values.data(), mask.data());
     return y;
   }
   std::unique_ptr<LayerStep> stepper(StepShape& shape) const override {
-    const std::int64_t width = shape.dims.back(), rows = element_count(shape.dims) / width;
+    const std::int64_t width = shape.dims.back(), rows = rows_of(shape.dims);
     return std::make_unique<StatelessStep>(rows * width, rows, [this, rows, width](StepData in, float* y, std::uint8_t* mask) {
       apply(in.values, rows, width, y, mask);
       return mask;

@@ -41,8 +41,8 @@ class Stream:
         batch_size = integer("batch_size", batch_size, at_least=1)
         if not getattr(core, "with_model_io", False):
             raise RuntimeError("this build of lstm_native lacks the C++ model loader that streams run in")
-        native_model = core.Model.from_bytes(saving.model_bytes(model, f"model {model.name!r}"),
-                                             f"model {model.name!r}")
+        name = f"model {model.name!r}"  # stands for the file in the loader's messages
+        native_model = core.Model.from_bytes(saving.model_bytes(model, name), name)
         self._native = native_model.stream(batch_size)
         self._step_shape = tuple(self._native.step_input_shape)
         # every LSTM's state, (h, c), in the order of the native state vector
